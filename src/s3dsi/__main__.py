@@ -1,0 +1,5 @@
+"""Allow ``python -m s3dsi``."""
+
+from s3dsi.cli.main import main
+
+raise SystemExit(main())

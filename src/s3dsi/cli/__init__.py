@@ -1,0 +1,1 @@
+"""The ``s3dsi`` command: one module per subcommand, each exposing ``register(subparsers)``."""

@@ -1,0 +1,65 @@
+"""The one frozen ``Settings`` object the daemon reads; nothing else reads configuration.
+
+Built by ``s3dsi.config.loader.load_settings`` from, in increasing precedence: defaults,
+``/etc/gridftp.conf``, the files of ``/etc/gridftp.d`` (alphabetical, names without a dot),
+environment variables (``GLOBUS_TCP_PORT_RANGE``), the S3 connector conf
+(``/etc/globus/globus-gridftp-server-s3.conf``) and command-line flags. ``sources`` records where
+each field's value came from ("file:line", "env NAME", "flag --x", "default").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+
+AddressingStyle = Literal["auto", "path", "virtual"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    # ---- gridftp.d options (reference server meaning) -------------------------------------------
+    port: int = 2811
+    control_interface: str | None = None  # None: all interfaces
+    data_interface: str | None = None  # None: the address the control connection arrived on
+    port_range: tuple[int, int] | None = None  # passive data ports (also GLOBUS_TCP_PORT_RANGE)
+    threads: int = 4  # namespace-operation worker threads (GT: threads of the server)
+    process_user: str | None = None
+    process_group: str | None = None
+    load_dsi_module: str = "s3"
+    log_level: str = "ERROR"  # GT levels: ERROR,WARN,INFO,TRANSFER,DUMP,ALL (comma list or number)
+    log_single: str | None = None  # session/error log path
+    log_transfer: str | None = None  # "Transfer stats:" log path
+    banner: str | None = None
+    connections_max: int | None = None
+    allow_anonymous: bool = False
+    anonymous_user: str | None = None
+    password_file: str | None = None
+    idle_timeout: int = 600
+    preauth_timeout: int = 120
+    # ---- S3 connector conf -----------------------------------------------------------------------
+    host_name: str = "https://s3.amazonaws.com"  # endpoint URL of the default region
+    s3_map_filename: str | None = None  # None: ~/.globus/s3 of the process user
+    region: str = "us-east-1"
+    addressing_style: AddressingStyle = "auto"
+    part_size_min: int = 8 * MiB
+    part_size_max: int = 512 * MiB
+    part_workers: int = 8
+    memory_budget: int = 160 * MiB  # in-flight part buffers, whole process
+    storage_class: str | None = None
+    verify_tls: bool = True
+    ca_bundle: str | None = None
+    upload_checksums: tuple[str, ...] = ("MD5", "ADLER32", "CRC32C")  # computed while receiving
+    state_dir: str | None = None  # resumable-upload journal; None: a per-user default
+    orphan_upload_age: int = 24 * 3600  # janitor aborts this service's unfinished uploads older
+    shutdown_grace: int = 30  # seconds SIGTERM lets running transfers finish
+    metrics_listen: str | None = None  # "127.0.0.1:9102" enables the Prometheus endpoint
+    admin_socket: str | None = None  # `s3dsi status` socket; None: a default under state_dir
+    log_format: Literal["kv", "json"] = "kv"
+    # ---- bookkeeping -----------------------------------------------------------------------------
+    environment: Mapping[str, str] = field(default_factory=dict)  # `$NAME value` lines applied
+    sources: Mapping[str, str] = field(default_factory=dict)  # field name -> origin
+    warnings: tuple[str, ...] = ()  # unknown options etc., each naming file and line

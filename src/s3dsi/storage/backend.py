@@ -1,0 +1,140 @@
+"""The storage contract the daemon is written against.
+
+Every method is *blocking* and is called from worker threads (namespace operations from a small
+executor, data operations from the part workers); implementations must be thread-safe. Paths are
+absolute, already normalised by the protocol layer: ``/`` (the bucket list), ``/bucket``,
+``/bucket/key/with/slashes``; never a trailing slash, never ``.`` or ``..`` segments.
+
+Failures are raised as ``s3dsi.protocol.errors.DsiError`` subclasses, never as boto3 exceptions.
+A back end instance is bound to one set of credentials (one logged-in user).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One name in a directory listing, or the result of a stat.
+
+    ``unique`` is stable for the same path and distinct between paths (GridFTP clients skip a
+    directory whose Unique they have already seen). ``modified`` is UTC; None for prefixes that have
+    no marker object (listings then show a fixed time).
+    """
+
+    name: str
+    is_dir: bool
+    size: int
+    modified: datetime | None
+    unique: str
+    etag: str | None = None
+    storage_class: str | None = None
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a read or a checksum needs to know about an object, taken at open time."""
+
+    path: str
+    size: int
+    etag: str
+    modified: datetime
+    storage_class: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PartInfo:
+    number: int
+    size: int
+    etag: str
+
+
+@dataclass(frozen=True)
+class UploadInfo:
+    """An unfinished multipart upload."""
+
+    path: str
+    upload_id: str
+    initiated: datetime
+
+
+@runtime_checkable
+class Backend(Protocol):
+    # -- namespace -------------------------------------------------------------------------------
+    def stat(self, path: str) -> Entry:
+        """Entry for a bucket, object or prefix. ``/`` is a directory. PathNotFound if absent."""
+
+    def list_pages(self, path: str) -> Iterator[list[Entry]]:
+        """Directory contents, one page (≤1000 entries) per iteration, fetched lazily.
+
+        ``/`` lists the user's buckets. A prefix lists its objects and common prefixes (the
+        ``dir/`` marker of the directory itself is not listed). NotADirectory for an object,
+        PathNotFound for a missing path. Entries carry basenames.
+        """
+
+    def mkdir(self, path: str) -> None:
+        """``/name`` creates a bucket; deeper paths create a zero-byte ``key/`` marker.
+
+        PathExists if the directory (or an object of that name) exists; PathNotFound if the bucket
+        does not exist.
+        """
+
+    def rmdir(self, path: str) -> None:
+        """Remove an empty bucket or an empty directory (its marker). DirectoryNotEmpty otherwise."""
+
+    def delete(self, path: str) -> None:
+        """Delete an object. IsADirectory for a prefix/bucket, PathNotFound if absent."""
+
+    def rename(self, src: str, dst: str) -> None:
+        """Server-side copy then delete (multipart copy above 5 GiB). NotSupported for directories."""
+
+    # -- reading ---------------------------------------------------------------------------------
+    def head_object(self, path: str) -> ObjectInfo:
+        """ObjectInfo of an object; IsADirectory for a bucket/prefix; ObjectArchived if unreadable."""
+
+    def read_range(self, info: ObjectInfo, start: int, into: memoryview) -> int:
+        """Fill ``into`` with bytes from ``start`` (up to ``len(into)``), pinned to ``info.etag``.
+
+        Returns the number of bytes written (short only at end of object). ObjectChanged if the
+        object no longer has that ETag.
+        """
+
+    def get_tags(self, path: str) -> dict[str, str]:
+        """Object tags; {} if none or if reading them is not allowed."""
+
+    def set_tags(self, path: str, tags: Mapping[str, str]) -> bool:
+        """Best effort: True if stored, False if not allowed / not supported."""
+
+    # -- writing ---------------------------------------------------------------------------------
+    def check_writable(self, path: str) -> None:
+        """Fail before any data moves: PathNotFound if the bucket or parent is missing,
+        IsADirectory if ``path`` is a directory, InvalidPath for a name S3 cannot hold."""
+
+    def put_object(self, path: str, data: memoryview, *, crc32c: int | None = None,
+                   tags: Mapping[str, str] | None = None) -> ObjectInfo:
+        """Single-request upload of a small object."""
+
+    def create_upload(self, path: str) -> str:
+        """Start a multipart upload; returns its upload id."""
+
+    def upload_part(self, path: str, upload_id: str, number: int, data: memoryview, *,
+                    crc32c: int | None = None) -> str:
+        """Upload one part (1-based ``number``); returns the part's ETag."""
+
+    def complete_upload(self, path: str, upload_id: str,
+                        parts: list[tuple[int, str]]) -> ObjectInfo:
+        """Make the object visible from ``(number, etag)`` parts in ascending order."""
+
+    def abort_upload(self, path: str, upload_id: str) -> None:
+        """Abort; idempotent (an unknown upload id is not an error)."""
+
+    def list_uploads(self, path: str) -> list[UploadInfo]:
+        """Unfinished multipart uploads for exactly this key."""
+
+    def list_parts(self, path: str, upload_id: str) -> list[PartInfo]:
+        """Parts already uploaded to an unfinished upload, ascending."""
