@@ -4,7 +4,7 @@ Built by ``s3dsi.config.loader.load_settings`` from, in increasing precedence: d
 ``/etc/gridftp.conf``, the files of ``/etc/gridftp.d`` (alphabetical, names without a dot),
 environment variables (``GLOBUS_TCP_PORT_RANGE``), the S3 connector conf
 (``/etc/globus/globus-gridftp-server-s3.conf``) and command-line flags. ``sources`` records where
-each field's value came from ("file:line", "env NAME", "flag --x", "default").
+each field's value came from ("path:line", "env NAME", "flag", "default").
 """
 
 from __future__ import annotations
@@ -36,10 +36,13 @@ class Settings:
     banner: str | None = None
     connections_max: int | None = None
     allow_anonymous: bool = False
-    anonymous_user: str | None = None
-    password_file: str | None = None
-    idle_timeout: int = 600
-    preauth_timeout: int = 120
+    anonymous_user: str | None = None  # map entry anonymous sessions use; required with allow_anonymous
+    anonymous_names_allowed: tuple[str, ...] = ("anonymous", "ftp")  # login names treated as anonymous
+    password_file: str | None = None  # GT option name: pw_file
+    idle_timeout: int = 600  # GT option name: control_idle_timeout
+    preauth_timeout: int = 120  # GT option name: control_preauth_timeout
+    s3_debug: str | None = None  # GLOBUS_S3_DEBUG "LEVEL[,PATH]" (environment or a `$` line)
+    port_allow: tuple[str, ...] = ()  # networks besides the client's own that PORT may name (3rd party)
     # ---- S3 connector conf -----------------------------------------------------------------------
     host_name: str = "https://s3.amazonaws.com"  # endpoint URL of the default region
     s3_map_filename: str | None = None  # None: ~/.globus/s3 of the process user
@@ -63,3 +66,4 @@ class Settings:
     environment: Mapping[str, str] = field(default_factory=dict)  # `$NAME value` lines applied
     sources: Mapping[str, str] = field(default_factory=dict)  # field name -> origin
     warnings: tuple[str, ...] = ()  # unknown options etc., each naming file and line
+    config_files: tuple[str, ...] = ()  # the files read, in the order they were applied

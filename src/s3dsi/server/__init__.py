@@ -1,0 +1,1 @@
+"""The asyncio network layer: accept loop, control connections, data connections, command handlers."""

@@ -1,0 +1,98 @@
+"""The daemon: listening sockets, the accept loop and the shared context every session uses."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from typing import TextIO
+
+from s3dsi.config.settings import Settings
+from s3dsi.observability.logging import get_logger
+from s3dsi.protocol.replies import Reply
+from s3dsi.server.context import Authenticator, BackendProvider, DaemonContext
+from s3dsi.server.control import ControlStream
+from s3dsi.server.handlers import HANDLERS
+from s3dsi.server.session import Session
+from s3dsi.transfer.buffers import BufferPool
+from s3dsi.transfer.workers import PartWorkers
+
+log = get_logger("s3dsi.daemon")
+
+
+class Daemon:
+    def __init__(self, settings: Settings, *, authenticator: Authenticator, backends: BackendProvider,
+                 stdout: TextIO | None = None) -> None:
+        self.settings = settings
+        self.ctx = DaemonContext(
+            settings=settings,
+            authenticator=authenticator,
+            backends=backends,
+            workers=PartWorkers(settings.part_workers),
+            pool=BufferPool(settings.memory_budget),
+            namespace_pool=ThreadPoolExecutor(max(2, settings.threads), thread_name_prefix="s3dsi-ns"),
+        )
+        self._stdout = stdout if stdout is not None else sys.stdout
+        self._server: asyncio.Server | None = None
+        self._session_tasks: set[asyncio.Task[None]] = set()
+        self.addresses: list[tuple[str, int]] = []
+
+    async def start(self) -> list[tuple[str, int]]:
+        settings = self.settings
+        host = settings.control_interface or None
+        self._server = await asyncio.start_server(self._on_client, host=host, port=settings.port,
+                                                  reuse_address=True, backlog=128)
+        self.addresses = [(str(s.getsockname()[0]), int(s.getsockname()[1])) for s in self._server.sockets]
+        first = self.addresses[0]
+        shown = f"[{first[0]}]" if ":" in first[0] else first[0]
+        print(f"listening on {shown}:{first[1]}", file=self._stdout, flush=True)
+        log.info("listening", addresses=[f"{h}:{p}" for h, p in self.addresses])
+        return self.addresses
+
+    async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._session_tasks.add(task)
+        stream = ControlStream(reader, writer)
+        try:
+            peer = writer.get_extra_info("peername") or ("?", 0)
+            local = writer.get_extra_info("sockname") or ("0.0.0.0", 0)
+            limit = self.settings.connections_max
+            if limit is not None and len(self.ctx.sessions) >= limit:
+                await stream.send(Reply.line(421, "Service not available: too many connections."))
+                await stream.close()
+                return
+            session = Session(self.ctx, stream, peer=(str(peer[0]), int(peer[1])),
+                              local=(str(local[0]), int(local[1])), handlers=HANDLERS)
+            self.ctx.sessions.add(session)
+            try:
+                await session.run()
+            finally:
+                self.ctx.sessions.discard(session)
+        except Exception:
+            log.exception("session crashed")
+            await stream.close()
+        finally:
+            self._session_tasks.discard(task)
+
+    async def stop_accepting(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def stop(self, grace: float = 0.0) -> None:
+        """Stop accepting; let running sessions go on for ``grace`` seconds, then cancel them."""
+        if self._server is not None:
+            self._server.close()
+        tasks = set(self._session_tasks)
+        if tasks and grace > 0:
+            await asyncio.wait(tasks, timeout=grace)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.ctx.workers.shutdown()
+        self.ctx.namespace_pool.shutdown(wait=False, cancel_futures=True)
+
+    async def serve_forever(self) -> None:
+        assert self._server is not None
+        await self._server.serve_forever()

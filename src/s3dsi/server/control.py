@@ -1,0 +1,71 @@
+"""The control connection's byte stream, with the seam for RFC 2228 security.
+
+A ``ControlLayer`` sits between the socket and the line parser: ``incoming`` turns wire bytes into
+plain command bytes, ``outgoing`` turns a reply into wire bytes. Clear text passes bytes through; a
+GSSAPI layer (a later issue) unwraps ``ENC``/``MIC`` lines and wraps every reply line separately as
+``631``/``632``. Command handlers never see the difference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Protocol
+
+from s3dsi.protocol.replies import Reply, encode_line
+
+
+class ControlLayer(Protocol):
+    def incoming(self, data: bytes) -> bytes: ...
+
+    def outgoing(self, lines: Sequence[str]) -> bytes:
+        """Wire bytes for these reply lines (a layer may wrap each line on its own)."""
+        ...
+
+
+class ClearText:
+    def incoming(self, data: bytes) -> bytes:
+        return data
+
+    def outgoing(self, lines: Sequence[str]) -> bytes:
+        return b"".join(encode_line(line) + b"\r\n" for line in lines)
+
+
+class ControlStream:
+    """Reads raw bytes and writes replies for one session, through its layer."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 layer: ControlLayer | None = None) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.layer: ControlLayer = layer or ClearText()
+        self._write_lock = asyncio.Lock()
+
+    async def read(self) -> bytes:
+        """Plain command bytes; b"" at end of stream."""
+        data = await self.reader.read(65536)
+        if not data:
+            return b""
+        return self.layer.incoming(data)
+
+    async def send(self, reply: Reply) -> None:
+        await self.send_lines(reply.wire_lines())
+
+    async def send_lines(self, lines: Sequence[str]) -> None:
+        """Part of a reply; for replies too long to build in memory (MLSC of a large directory)."""
+        async with self._write_lock:
+            if self.writer.is_closing():
+                return
+            self.writer.write(self.layer.outgoing(lines))
+            try:
+                await self.writer.drain()
+            except (ConnectionError, OSError):
+                pass
+
+    async def close(self) -> None:
+        if not self.writer.is_closing():
+            self.writer.close()
+        try:
+            await asyncio.wait_for(self.writer.wait_closed(), 5)
+        except (TimeoutError, ConnectionError, OSError):
+            pass

@@ -1,0 +1,1 @@
+"""Data connections: passive listeners, active connects, stream mode and MODE E framing."""

@@ -1,0 +1,272 @@
+"""Per-session data channel set-up (PASV/EPSV/SPAS, PORT/EPRT/SPOR) and MODE E connection caching.
+
+Rules from the reference server: in MODE E the data *sender* connects and the receiver listens; after
+a MODE E transfer the connections stay open and are reused by the next transfer that comes without a
+new set-up command (answered with 125); any new set-up command tears the cached connections down.
+A stream-mode transfer uses one connection and consumes the set-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import random
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from s3dsi.protocol.errors import DataChannelError, DataChannelRefused, DsiError
+from s3dsi.server.data.connection import DataConnection
+from s3dsi.server.data.receive import Receive
+
+ACCEPT_TIMEOUT = 60.0
+CONNECT_TIMEOUT = 30.0
+MAX_PARALLELISM = 64
+
+
+class WrongDirection(DsiError):
+    """MODE E with the wrong pairing (passive sender / active receiver), refused as GT does."""
+
+    code = 500
+    globus_type = "INTERNAL_ERROR"
+    default_text = "Command failed"
+
+
+class NoDataSetup(DsiError):
+    code = 425
+    globus_type = "DATA_CHANNEL_COMMUNICATION_FAILURE"
+    default_text = "Can't open data connection: use PASV or PORT first"
+
+
+@dataclass(frozen=True)
+class PortRange:
+    low: int
+    high: int
+
+
+class _Listener:
+    def __init__(self, server: asyncio.Server, host: str, port: int) -> None:
+        self.server = server
+        self.host = host
+        self.port = port
+        self.pending: asyncio.Queue[DataConnection] = asyncio.Queue()
+
+    def close(self) -> None:
+        self.server.close()
+
+
+class DataChannels:
+    def __init__(self, *, data_host: str, port_range: tuple[int, int] | None,
+                 socket_buffer: int | None = None) -> None:
+        self.data_host = data_host
+        self.port_range = port_range
+        self.socket_buffer = socket_buffer
+        self._listener: _Listener | None = None
+        self._active: list[tuple[str, int]] | None = None
+        self._delayed = False
+        self._cached: list[DataConnection] = []  # MODE E connections kept for reuse
+        self._used = False  # the current set-up already served a transfer
+        self._receive: Receive | None = None
+
+    # -- set-up commands -----------------------------------------------------------------------
+    async def passive(self, *, family: int = socket.AF_UNSPEC) -> tuple[str, int]:
+        self.reset()
+        self._listener = await self._listen(family)
+        return self._listener.host, self._listener.port
+
+    def delayed_passive(self) -> None:
+        self.reset()
+        self._delayed = True
+
+    def active(self, addresses: Sequence[tuple[str, int]]) -> None:
+        self.reset()
+        self._active = list(addresses)
+
+    @property
+    def is_delayed(self) -> bool:
+        return self._delayed and self._listener is None
+
+    async def realize_delayed(self) -> tuple[str, int]:
+        """Delayed passive: open the listener now (127 reply announces it)."""
+        self._listener = await self._listen(socket.AF_UNSPEC)
+        self._delayed = False
+        return self._listener.host, self._listener.port
+
+    @property
+    def has_setup(self) -> bool:
+        return self._listener is not None or self._active is not None or self._delayed
+
+    @property
+    def is_passive(self) -> bool:
+        return self._listener is not None or self._delayed
+
+    def reset(self) -> None:
+        """Tear down the set-up and every cached connection (new PASV/PORT, DCAU/PROT, MODE change)."""
+        if self._receive is not None:
+            self._receive = None
+        if self._listener is not None:
+            self._listener.close()
+            while not self._listener.pending.empty():
+                self._listener.pending.get_nowait().close()
+            self._listener = None
+        for conn in self._cached:
+            conn.close()
+        self._cached = []
+        self._active = None
+        self._delayed = False
+        self._used = False
+
+    def close(self) -> None:
+        self.reset()
+
+    # -- listeners -----------------------------------------------------------------------------
+    async def _listen(self, family: int) -> _Listener:
+        loop = asyncio.get_running_loop()
+        holder: dict[str, _Listener] = {}
+
+        def on_made(conn: DataConnection) -> None:
+            conn.set_buffer_sizes(self.socket_buffer)
+            self._accepted(holder["l"], conn)
+
+        ports: list[int] = [0]
+        if self.port_range is not None:
+            low, high = self.port_range
+            ports = list(range(low, high + 1))
+            random.shuffle(ports)
+            ports = ports[:200]
+        last_error: OSError | None = None
+        for port in ports:
+            try:
+                server = await loop.create_server(lambda: DataConnection(on_made), self.data_host, port,
+                                                  backlog=64, reuse_address=True, family=family)
+            except OSError as exc:
+                if exc.errno not in (errno.EADDRINUSE, errno.EACCES):
+                    raise DataChannelRefused(f"cannot listen for data connections: {exc.strerror}") from exc
+                last_error = exc
+                continue
+            sockname = server.sockets[0].getsockname()
+            listener = _Listener(server, str(sockname[0]), int(sockname[1]))
+            holder["l"] = listener
+            return listener
+        raise DataChannelRefused(f"no free data port in port_range ({last_error})")
+
+    def _accepted(self, listener: _Listener, conn: DataConnection) -> None:
+        if listener is not self._listener:
+            conn.close()
+            return
+        if self._receive is not None:
+            self._cached.append(conn)
+            self._receive.attach(conn)
+        else:
+            listener.pending.put_nowait(conn)
+
+    # -- stream mode ---------------------------------------------------------------------------
+    async def stream_connection(self) -> DataConnection:
+        """The single connection of a stream-mode transfer (accepted or connected); consumes the set-up."""
+        try:
+            if self._listener is not None:
+                listener = self._listener
+                try:
+                    conn = await asyncio.wait_for(listener.pending.get(), ACCEPT_TIMEOUT)
+                except TimeoutError:
+                    raise DataChannelRefused("Can't open data connection: no connection from the client") \
+                        from None
+                return conn
+            if self._active is not None:
+                return await self._connect(self._active[0])
+            raise NoDataSetup()
+        finally:
+            self._consume_stream_setup()
+
+    def _consume_stream_setup(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        self._active = None
+        self._delayed = False
+        for conn in self._cached:
+            conn.close()
+        self._cached = []
+
+    async def _connect(self, address: tuple[str, int]) -> DataConnection:
+        loop = asyncio.get_running_loop()
+        try:
+            _, conn = await asyncio.wait_for(
+                loop.create_connection(DataConnection, address[0], address[1]), CONNECT_TIMEOUT)
+        except (OSError, TimeoutError) as exc:
+            raise DataChannelRefused(f"Can't open data connection to {address[0]}:{address[1]}") from exc
+        conn.set_buffer_sizes(self.socket_buffer)
+        return conn
+
+    # -- MODE E sending (we connect) -----------------------------------------------------------
+    async def mode_e_senders(self, parallelism: int) -> tuple[list[DataConnection], bool]:
+        if self._active is None:
+            if self.is_passive:
+                raise WrongDirection("Command failed. : MODE E transfers from this server need PORT or "
+                                     "SPOR: the sender connects (PASV is for uploads)")
+            raise NoDataSetup()
+        alive = [c for c in self._cached if c.reusable and not c.is_closed]
+        if self._used and alive:
+            self._cached = alive
+            return alive, True
+        for conn in self._cached:
+            conn.close()
+        n = max(1, min(parallelism, MAX_PARALLELISM))
+        targets = [addr for addr in self._active for _ in range(n)]
+        results = await asyncio.gather(*(self._connect(a) for a in targets), return_exceptions=True)
+        conns = [r for r in results if isinstance(r, DataConnection)]
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            for c in conns:
+                c.close()
+            err = errors[0]
+            raise err if isinstance(err, DsiError) else DataChannelRefused(str(err))
+        self._cached = conns
+        self._used = True
+        return conns, False
+
+    # -- MODE E receiving (we listen) ----------------------------------------------------------
+    def begin_mode_e_receive(self, receive: Receive) -> bool:
+        """Route cached and new connections to ``receive``; True if connections are being reused."""
+        if self._listener is None:
+            if self._active is not None:
+                raise WrongDirection("Command failed. : MODE E uploads to this server need PASV or SPAS: "
+                                     "the sender connects (PORT is for downloads)")
+            raise NoDataSetup()
+        listener = self._listener
+        alive = [c for c in self._cached if c.reusable and not c.is_closed]
+        for c in self._cached:
+            if c not in alive:
+                c.close()
+        reused = self._used and bool(alive)
+        self._cached = alive
+        self._receive = receive
+        for conn in alive:
+            receive.attach(conn)
+        while not listener.pending.empty():
+            conn = listener.pending.get_nowait()
+            self._cached.append(conn)
+            receive.attach(conn)
+        self._used = True
+        return reused
+
+    def end_mode_e_receive(self, *, keep: bool) -> None:
+        receive, self._receive = self._receive, None
+        if receive is not None:
+            receive.detach_all()
+        if not keep:
+            for c in self._cached:
+                c.close()
+            self._cached = []
+        else:
+            self._cached = [c for c in self._cached if c.reusable and not c.is_closed]
+
+    def end_mode_e_send(self, *, keep: bool) -> None:
+        if not keep:
+            for c in self._cached:
+                c.close()
+            self._cached = []
+
+    def check_stream_channel_error(self) -> None:
+        if not self.has_setup:
+            raise DataChannelError("no data connection")

@@ -1,0 +1,176 @@
+"""One TCP data connection as an asyncio BufferedProtocol.
+
+Receiving is zero-copy: an attached ``ConnectionReader`` hands out views into part buffers and the
+kernel fills them (recv_into). Sending uses write-buffer limits of zero, so that ``drain()`` returns only
+once every byte has left the transport's buffer: callers may then hand the memory back to the pool
+(uvloop keeps references to written buffers instead of copying them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+
+class ConnectionReader(Protocol):
+    """Consumes the bytes of one data connection for one transfer."""
+
+    def bind(self, conn: DataConnection) -> None: ...
+
+    def get_buffer(self, sizehint: int) -> memoryview: ...
+
+    def buffer_updated(self, nbytes: int) -> None: ...
+
+    def eof_received(self) -> None: ...
+
+    def connection_lost(self, exc: BaseException | None) -> None: ...
+
+
+class DataConnection(asyncio.BufferedProtocol):
+    def __init__(self, on_made: Callable[[DataConnection], None] | None = None) -> None:
+        self._on_made = on_made
+        self.transport: asyncio.Transport | None = None
+        self.peer: tuple[str, int] | None = None
+        self._reader: ConnectionReader | None = None
+        self._reading_paused = False
+        self._write_paused = False
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self.lost: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+        self.eof = False  # peer half-closed
+        self.reusable = True  # false once a CLOSE descriptor or an error was seen
+
+    # -- asyncio callbacks ---------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.set_write_buffer_limits(high=0, low=0)
+        peer = transport.get_extra_info("peername")
+        if peer:
+            self.peer = (str(peer[0]), int(peer[1]))
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        if self._reader is None:
+            self.pause_reading()
+        if self._on_made is not None:
+            self._on_made(self)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        assert self._reader is not None, "data arrived with no reader attached"
+        return self._reader.get_buffer(sizehint)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        assert self._reader is not None
+        self._reader.buffer_updated(nbytes)
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self.reusable = False
+        if self._reader is not None:
+            self._reader.eof_received()
+        return True  # keep our side open until we close it
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.reusable = False
+        if not self.lost.done():
+            self.lost.set_result(exc)
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.connection_lost(exc)
+        self._wake_drainers(exc or ConnectionResetError("data connection closed"))
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._wake_drainers(None)
+
+    # -- reading control -----------------------------------------------------------------------
+    @property
+    def is_closed(self) -> bool:
+        return self.lost.done()
+
+    def attach(self, reader: ConnectionReader) -> None:
+        self._reader = reader
+        self.resume_reading()  # takes effect on the next loop iteration; bind() may pause again
+        reader.bind(self)
+
+    def detach(self) -> None:
+        self._reader = None
+        self.pause_reading()
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self._reading_paused and not self.is_closed:
+            self._reading_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and self._reading_paused and not self.is_closed:
+            self._reading_paused = False
+            self.transport.resume_reading()
+
+    def set_buffer_sizes(self, size: int | None) -> None:
+        """SBUF / SITE RETRBUFSIZE: socket buffers for this connection."""
+        if not size or self.transport is None:
+            return
+        sock = self.transport.get_extra_info("socket")
+        if sock is None:
+            return
+        for opt in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, opt, size)
+            except OSError:
+                pass
+
+    # -- writing -------------------------------------------------------------------------------
+    async def send(self, parts: Sequence[bytes | memoryview]) -> None:
+        """Write and wait until the transport buffer is empty (see module docstring)."""
+        transport = self.transport
+        if transport is None or self.is_closed or transport.is_closing():
+            raise ConnectionResetError("data connection closed")
+        if len(parts) == 1:
+            transport.write(parts[0])
+        else:
+            transport.writelines(parts)
+        if self._write_paused:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._drain_waiters.append(waiter)
+            await waiter
+
+    def _wake_drainers(self, exc: BaseException | None) -> None:
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for w in waiters:
+            if not w.done():
+                if exc is None:
+                    w.set_result(None)
+                else:
+                    w.set_exception(exc)
+
+    def close(self) -> None:
+        self.reusable = False
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def abort(self) -> None:
+        self.reusable = False
+        if self.transport is not None:
+            self.transport.abort()
+
+    async def finish_stream(self) -> None:
+        """Stream mode end of data: half-close, then close once the peer has seen EOF."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if transport.can_write_eof():
+            transport.write_eof()
+        transport.close()
+        try:
+            await asyncio.wait_for(asyncio.shield(self.lost), timeout=30)
+        except TimeoutError:
+            transport.abort()

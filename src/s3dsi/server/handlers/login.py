@@ -1,0 +1,43 @@
+"""PASS: check the password, then bind the session to the user's S3 credentials."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from s3dsi.observability.logging import register_secret
+from s3dsi.protocol.errors import DsiError
+from s3dsi.protocol.session import Deferred
+from s3dsi.server.handlers.registry import handles
+
+if TYPE_CHECKING:
+    from s3dsi.server.session import Session
+
+
+@handles("PASS")
+async def pass_(session: Session, cmd: Deferred) -> None:
+    ctx = session.ctx
+    name = session.state.pending_user or ""
+    password = cmd.line.arg or ""
+    if password:
+        register_secret(password)
+    local_user = await ctx.call(ctx.authenticator.authenticate, name, password)
+    backend = None
+    if local_user is not None:
+        try:
+            backend = await ctx.call(ctx.backends.backend_for, local_user)
+        except DsiError as err:
+            session.log.warning("no usable S3 credentials", user=local_user, reason=err.text)
+    if local_user is None or backend is None:
+        delay = ctx.throttle.delay_for(session.peer[0])
+        session.log.warning("login failed", ftp_user=name, delay=delay)
+        await asyncio.sleep(delay)
+        # One reason for every failure: a client cannot tell a bad password from a missing map entry.
+        await session.reply(session.core.login_failed("bad user name, password or credentials"))
+        return
+    ctx.throttle.succeeded(session.peer[0])
+    session.backend = backend
+    reply = session.core.login_succeeded(local_user)
+    session.log = session.log.bind(user=local_user)
+    session.log.info("login", ftp_user=name)
+    await session.reply(reply)

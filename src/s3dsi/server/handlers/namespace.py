@@ -1,0 +1,142 @@
+"""CWD/CDUP, SIZE, MDTM, MLST, STAT <path>, MKD, RMD, DELE, RNFR/RNTO, ABOR when nothing runs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from s3dsi.protocol.errors import DsiError, NotADirectory
+from s3dsi.protocol.listing import mlst_reply, stat_reply
+from s3dsi.protocol.replies import (
+    ABORT_SUCCESSFUL,
+    ACTION_OK,
+    cwd_failed_reply,
+    error_reply,
+    mdtm_reply,
+    mkd_reply,
+    size_reply,
+)
+from s3dsi.protocol.session import Deferred
+from s3dsi.server.handlers.registry import handles
+from s3dsi.storage.backend import Entry
+
+if TYPE_CHECKING:
+    from s3dsi.server.session import Session
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def target_path(cmd: Deferred) -> str:
+    assert cmd.target is not None, "path commands always carry a target"
+    return cmd.target.path
+
+
+def with_operation(err: DsiError, operation: str) -> DsiError:
+    if err.operation is None:
+        err.operation = operation
+    return err
+
+
+async def stat(session: Session, path: str) -> Entry:
+    try:
+        return await session.ctx.call(session.user_backend.stat, path)
+    except DsiError as err:
+        raise with_operation(err, "stat") from None
+
+
+@handles("CWD", "CDUP")
+async def cwd(session: Session, cmd: Deferred) -> None:
+    path = target_path(cmd)
+    try:
+        entry = await stat(session, path)
+        if not entry.is_dir:
+            raise NotADirectory(operation="chdir")
+    except DsiError as err:
+        await session.reply(cwd_failed_reply(path, err))
+        return
+    await session.reply(session.core.changed_directory(path))
+
+
+@handles("SIZE")
+async def size(session: Session, cmd: Deferred) -> None:
+    entry = await stat(session, target_path(cmd))
+    await session.reply(size_reply(entry.size))
+
+
+@handles("MDTM")
+async def mdtm(session: Session, cmd: Deferred) -> None:
+    entry = await stat(session, target_path(cmd))
+    await session.reply(mdtm_reply(entry.modified or EPOCH))
+
+
+@handles("MLST")
+async def mlst(session: Session, cmd: Deferred) -> None:
+    assert cmd.target is not None
+    entry = await stat(session, cmd.target.path)
+    await session.reply(mlst_reply(cmd.target.given, entry, facts=session.state.mlst_facts,
+                                   owner=owner_of(session), root=cmd.target.path == "/"))
+
+
+@handles("STAT")
+async def stat_path(session: Session, cmd: Deferred) -> None:
+    assert cmd.target is not None
+    entry = await stat(session, cmd.target.path)
+    await session.reply(stat_reply(cmd.target.given, entry, owner=owner_of(session)))
+
+
+@handles("MKD")
+async def mkd(session: Session, cmd: Deferred) -> None:
+    path = target_path(cmd)
+    try:
+        await session.ctx.call(session.user_backend.mkdir, path)
+    except DsiError as err:
+        raise with_operation(err, "mkdir") from None
+    await session.reply(mkd_reply(path))
+
+
+@handles("RMD")
+async def rmd(session: Session, cmd: Deferred) -> None:
+    try:
+        await session.ctx.call(session.user_backend.rmdir, target_path(cmd))
+    except DsiError as err:
+        raise with_operation(err, "rmdir") from None
+    await session.reply(ACTION_OK)
+
+
+@handles("DELE")
+async def dele(session: Session, cmd: Deferred) -> None:
+    try:
+        await session.ctx.call(session.user_backend.delete, target_path(cmd))
+    except DsiError as err:
+        raise with_operation(err, "unlink") from None
+    await session.reply(ACTION_OK)
+
+
+@handles("RNFR")
+async def rnfr(session: Session, cmd: Deferred) -> None:
+    path = target_path(cmd)
+    try:
+        await stat(session, path)
+    except DsiError as err:
+        await session.reply(error_reply(err, code=500))  # GT answers a missing source with 500
+        return
+    await session.reply(session.core.rnfr_accepted(path))
+
+
+@handles("RNTO")
+async def rnto(session: Session, cmd: Deferred) -> None:
+    assert cmd.rename_from is not None
+    try:
+        await session.ctx.call(session.user_backend.rename, cmd.rename_from, target_path(cmd))
+    except DsiError as err:
+        raise with_operation(err, "rename") from None
+    await session.reply(ACTION_OK)
+
+
+@handles("ABOR")
+async def abor(session: Session, cmd: Deferred) -> None:
+    await session.reply(ABORT_SUCCESSFUL)
+
+
+def owner_of(session: Session) -> str:
+    return session.state.user or "s3"

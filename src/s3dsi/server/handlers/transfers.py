@@ -1,0 +1,270 @@
+"""RETR, ERET, STOR, APPE, ESTO: moving file data between the data connections and S3.
+
+Downloads: a DownloadEngine prefetches ranged GETs (pinned to the ETag seen at open) and the senders
+push its chunks out. Uploads: an UploadEngine turns the received bytes into multipart parts; the
+object becomes visible only at CompleteMultipartUpload after the data ended cleanly, and every failure
+path aborts the multipart upload so an existing object of the same name stays untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from s3dsi.protocol.errors import DsiError, NotSupported, PathNotFound
+from s3dsi.protocol.parsing import format_delayed_pasv
+from s3dsi.protocol.replies import (
+    TRANSFER_COMPLETE,
+    TRANSFER_REUSING,
+    TRANSFER_STARTING,
+    Reply,
+    transfer_failed_reply,
+)
+from s3dsi.protocol.session import Deferred
+from s3dsi.server.data.connection import DataConnection
+from s3dsi.server.data.markers import MarkerTicker
+from s3dsi.server.data.receive import Receive
+from s3dsi.server.data.send import Progress, send_mode_e, send_stream
+from s3dsi.server.handlers.registry import handles
+from s3dsi.server.session import RunningTransfer
+from s3dsi.transfer.download import DownloadEngine
+from s3dsi.transfer.errors import DataTooFarOutOfOrder
+from s3dsi.transfer.geometry import PartPlan
+from s3dsi.transfer.upload import UploadEngine
+
+if TYPE_CHECKING:
+    from s3dsi.server.session import Session
+
+CHUNK_SIZE = 1024 * 1024
+STALL_CHECKS = 3  # seconds every stream may sit paused with nothing in flight before we give up
+
+
+# -- shared steps ---------------------------------------------------------------------------------
+async def open_stream_connection(session: Session) -> DataConnection:
+    """Stream mode: announce (127/150) and get the one data connection, in the order clients expect."""
+    channels = session.channels
+    if channels.is_delayed:
+        host, port = await channels.realize_delayed()
+        await session.reply(format_delayed_pasv(host, port))
+    if channels.is_passive:
+        await session.reply(TRANSFER_STARTING)
+        return await channels.stream_connection()
+    conn = await channels.stream_connection()
+    await session.reply(TRANSFER_STARTING)
+    return conn
+
+
+def preliminary(reused: bool) -> Reply:
+    return TRANSFER_REUSING if reused else TRANSFER_STARTING
+
+
+async def finish_transfer(session: Session, transfer: RunningTransfer, failure: BaseException | None) -> None:
+    if failure is None:
+        await session.reply(TRANSFER_COMPLETE)
+        session.log.info("transfer done", kind=transfer.kind, path=transfer.path, nbytes=transfer.nbytes)
+        return
+    if isinstance(failure, asyncio.CancelledError):
+        session.log.info("transfer aborted", kind=transfer.kind, path=transfer.path)
+        return
+    err = failure if isinstance(failure, DsiError) else DsiError(f"{type(failure).__name__}")
+    if not isinstance(failure, DsiError):
+        session.log.error("transfer failed", kind=transfer.kind, path=transfer.path, exc_info=failure)
+    else:
+        session.log.warning("transfer failed", kind=transfer.kind, path=transfer.path, error=err.text)
+    await session.reply(transfer_failed_reply(err))
+
+
+# -- downloads ------------------------------------------------------------------------------------
+def needed_ranges(held: list[tuple[int, int]]) -> list[tuple[int, int | None]]:
+    """[0, ∞) minus the ranges the client already holds (REST range lists, end exclusive)."""
+    needed: list[tuple[int, int | None]] = []
+    pos = 0
+    for start, end in sorted(held):
+        if start > pos:
+            needed.append((pos, start))
+        pos = max(pos, end)
+    needed.append((pos, None))
+    return needed
+
+
+@handles("RETR")
+async def retr(session: Session, cmd: Deferred) -> None:
+    assert cmd.target is not None
+    await _download(session, cmd.target.path, window=None)
+
+
+@handles("ERET")
+async def eret(session: Session, cmd: Deferred) -> None:
+    assert cmd.target is not None
+    await _download(session, cmd.target.path, window=(cmd.offset, cmd.length))
+
+
+async def _download(session: Session, path: str, *, window: tuple[int, int] | None) -> None:
+    ctx, state = session.ctx, session.state
+    rest = session.core.take_rest()
+    ranges: list[tuple[int, int | None]] | None = None
+    shift = 0
+    if window is not None:
+        ranges = [(window[0], window[0] + window[1])]
+        shift = window[0]
+    elif rest is not None:
+        ranges = needed_ranges(list(rest.held))
+    engine = DownloadEngine(session.user_backend, path, ranges=ranges, pool=ctx.pool, workers=ctx.workers,
+                            part_size=ctx.settings.part_size_min, chunk_size=CHUNK_SIZE)
+    try:
+        await engine.open()
+    except DsiError as err:
+        await engine.close()
+        await session.reply(transfer_failed_reply(err))
+        return
+    transfer = RunningTransfer("RETR", path)
+    progress = Progress()
+
+    async def body() -> None:
+        ticker = MarkerTicker(session.reply, bytes_done=lambda: progress.nbytes,
+                              perf_interval=state.retr_markers)
+        try:
+            if state.mode == "E":
+                conns, reused = await session.channels.mode_e_senders(state.parallelism)
+                await session.reply(preliminary(reused))
+                ticker.start()
+                try:
+                    await send_mode_e(conns, engine, progress, offset_shift=shift)
+                except BaseException:
+                    session.channels.end_mode_e_send(keep=False)
+                    raise
+                session.channels.end_mode_e_send(keep=True)
+            else:
+                conn = await open_stream_connection(session)
+                ticker.start()
+                try:
+                    await send_stream(conn, engine, progress)
+                except BaseException:
+                    conn.abort()
+                    raise
+            await ticker.stop()
+            if state.retr_markers:
+                await ticker.perf_now()
+        finally:
+            await ticker.stop()
+            transfer.nbytes = progress.nbytes
+            await asyncio.shield(engine.close())
+
+    failure = await session.run_transfer(transfer, body)
+    await finish_transfer(session, transfer, failure)
+
+
+# -- uploads --------------------------------------------------------------------------------------
+@handles("STOR", "APPE", "ESTO")
+async def store(session: Session, cmd: Deferred) -> None:
+    assert cmd.target is not None
+    offset = cmd.offset if cmd.spec.verb == "ESTO" else 0
+    await _upload(session, cmd.target.path, kind=cmd.spec.verb, offset=offset)
+
+
+async def _object_exists(session: Session, path: str) -> bool:
+    try:
+        await session.ctx.call(session.user_backend.head_object, path)
+    except PathNotFound:
+        return False
+    return True
+
+
+async def _refuse_partial_write(session: Session, path: str, kind: str, offset: int,
+                                rest_held: list[tuple[int, int]]) -> None:
+    """S3 objects cannot be modified in place: partial writes onto existing objects are refused."""
+    partial = kind == "APPE" or offset > 0 or any(end > start for start, end in rest_held)
+    if not partial and kind != "ESTO":
+        return
+    exists = await _object_exists(session, path)
+    if kind == "APPE" and exists:
+        raise NotSupported("APPE onto an existing object is not supported: S3 objects cannot be appended "
+                           "to; upload the whole file with STOR", code=504)
+    if any(end > start for start, end in rest_held):
+        raise NotSupported("REST with STOR is not supported here: no unfinished upload to resume; "
+                           "resend the whole file", code=504)
+    if kind == "ESTO" and (exists or offset > 0):
+        raise NotSupported("ESTO onto an existing object or at a non-zero offset is not supported: "
+                           "S3 objects cannot be modified in place", code=504)
+
+
+async def _upload(session: Session, path: str, *, kind: str, offset: int) -> None:
+    ctx, state = session.ctx, session.state
+    settings = ctx.settings
+    rest = session.core.take_rest()
+    allo = session.core.take_allo()
+    held = list(rest.held) if rest is not None else []
+    try:
+        await _refuse_partial_write(session, path, kind, offset, held)
+        if allo:
+            plan = PartPlan.for_size(allo + offset, min_part=settings.part_size_min,
+                                     max_part=settings.part_size_max)
+        else:
+            plan = PartPlan.schedule(min_part=settings.part_size_min, max_part=settings.part_size_max)
+        engine = UploadEngine(session.user_backend, path, plan=plan, pool=ctx.pool, workers=ctx.workers,
+                              checksums=settings.upload_checksums, base_offset=offset)
+        await engine.open()
+    except DsiError as err:
+        await session.reply(transfer_failed_reply(err))
+        return
+    transfer = RunningTransfer(kind, path)
+
+    async def body() -> None:
+        receive: Receive | None = None
+        ticker: MarkerTicker | None = None
+        try:
+            if state.mode == "E":
+                receive = Receive(engine, mode_e=True)
+                reused = session.channels.begin_mode_e_receive(receive)
+                await session.reply(preliminary(reused))
+                ticker = MarkerTicker(session.reply, bytes_done=lambda: engine.bytes_received,
+                                      perf_interval=state.perf_interval,
+                                      ranges=engine.pop_committed_ranges,
+                                      range_interval=state.restart_interval)
+                await ticker.perf_now()
+                ticker.start()
+                await _await_receive(receive, engine)
+                session.channels.end_mode_e_receive(keep=True)
+                await engine.finish()
+                await ticker.stop()
+                await ticker.perf_now()
+                await ticker.ranges_now()
+            else:
+                conn = await open_stream_connection(session)
+                receive = Receive(engine, mode_e=False)
+                receive.attach(conn)
+                try:
+                    await _await_receive(receive, engine)
+                finally:
+                    conn.close()
+                await engine.finish()
+        except BaseException:
+            if state.mode == "E":
+                session.channels.end_mode_e_receive(keep=False)
+            await asyncio.shield(engine.abort())
+            raise
+        finally:
+            if ticker is not None:
+                await ticker.stop()
+            if receive is not None:
+                receive.detach_all()
+            transfer.nbytes = engine.bytes_received
+
+    failure = await session.run_transfer(transfer, body)
+    await finish_transfer(session, transfer, failure)
+
+
+async def _await_receive(receive: Receive, engine: UploadEngine) -> None:
+    """Wait for the end of the data; fail if every stream is paused and nothing can move."""
+    stalled = 0
+    while True:
+        done, _ = await asyncio.wait({receive.done}, timeout=1.0)
+        if done:
+            receive.done.result()
+            return
+        if receive.all_paused() and engine.is_stalled():
+            stalled += 1
+            if stalled >= STALL_CHECKS:
+                raise DataTooFarOutOfOrder()
+        else:
+            stalled = 0

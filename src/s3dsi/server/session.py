@@ -1,0 +1,219 @@
+"""One control connection: reads commands (pipelined), answers them in order, runs transfers.
+
+Reading and executing are two tasks. The reader queues every command line except an ABOR that
+arrives while a transfer runs: that one is acted on at once (the transfer answers 426, then ABOR
+answers ``226 Abort successful``) and the session stays usable. End of stream on the control
+connection aborts whatever is running and cleans up (multipart uploads aborted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from s3dsi import __version__
+from s3dsi.observability.logging import get_logger
+from s3dsi.protocol.errors import DsiError
+from s3dsi.protocol.lines import CommandLine, ControlLineBuffer
+from s3dsi.protocol.replies import (
+    ABORT_SUCCESSFUL,
+    IDLE_TIMEOUT,
+    LINE_TOO_LONG,
+    TRANSFER_ABORTED,
+    Reply,
+    error_reply,
+)
+from s3dsi.protocol.session import Deferred, ProtocolCore
+from s3dsi.server.context import DaemonContext
+from s3dsi.server.control import ControlStream
+from s3dsi.server.data.channels import DataChannels
+from s3dsi.server.handlers.registry import Handler
+from s3dsi.storage.backend import Backend
+from s3dsi.transfer.checksums import ALGORITHMS
+
+_ids = itertools.count(1)
+QUEUE_LIMIT = 512
+
+
+
+class RunningTransfer:
+    """The data-moving task of the current transfer command, so that ABOR can stop it."""
+
+    def __init__(self, kind: str, path: str) -> None:
+        self.kind = kind
+        self.path = path
+        self.task: asyncio.Task[Any] | None = None
+        self.aborted_by_client = False
+        self.finished = asyncio.Event()
+        self.nbytes = 0
+        self.started = asyncio.get_running_loop().time()
+
+    def abort(self) -> None:
+        self.aborted_by_client = True
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+
+
+class Session:
+    def __init__(self, ctx: DaemonContext, stream: ControlStream, *, peer: tuple[str, int],
+                 local: tuple[str, int], handlers: dict[str, Handler]) -> None:
+        self.ctx = ctx
+        self.stream = stream
+        self.peer = peer
+        self.local = local
+        self.handlers = handlers
+        self.id = f"{next(_ids):06d}"
+        self.core = ProtocolCore(checksum_algorithms=ALGORITHMS, mode_e_supported=True)
+        self.state = self.core.state
+        self.lines = ControlLineBuffer()
+        settings = ctx.settings
+        self.channels = DataChannels(data_host=settings.data_interface or local[0],
+                                     port_range=settings.port_range)
+        self.backend: Backend | None = None
+        self.transfer: RunningTransfer | None = None
+        self.log = get_logger("s3dsi.session", session=self.id, remote=peer[0])
+        self._queue: asyncio.Queue[CommandLine | None] = asyncio.Queue(QUEUE_LIMIT)
+        self._closing = False
+
+    # -- replies ---------------------------------------------------------------------------------
+    async def reply(self, reply: Reply) -> None:
+        await self.stream.send(reply)
+
+    async def reply_error(self, err: DsiError, *, prefix: str | None = None) -> None:
+        await self.reply(error_reply(err, prefix=prefix))
+
+    def close_after_reply(self) -> None:
+        self._closing = True
+
+    # -- life cycle ------------------------------------------------------------------------------
+    async def run(self) -> None:
+        settings = self.ctx.settings
+        await self.reply(self.core.greeting(self.local[0], settings.banner))
+        self.log.info("session opened")
+        reader = asyncio.create_task(self._read_loop())
+        worker = asyncio.create_task(self._work_loop())
+        try:
+            await asyncio.wait({reader, worker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (reader, worker):
+                task.cancel()
+            self._abort_running()
+            await asyncio.gather(reader, worker, return_exceptions=True)
+            self.channels.close()
+            await self.stream.close()
+            self.log.info("session closed", user=self.state.user)
+
+    def _abort_running(self) -> None:
+        if self.transfer is not None and self.transfer.task is not None:
+            self.transfer.task.cancel()
+
+    async def _read_loop(self) -> None:
+        settings = self.ctx.settings
+        while True:
+            timeout = self._idle_timeout(settings.preauth_timeout, settings.idle_timeout)
+            try:
+                data = await asyncio.wait_for(self.stream.read(), timeout)
+            except TimeoutError:
+                if self.transfer is not None or not self._queue.empty():
+                    continue
+                await self.reply(IDLE_TIMEOUT)
+                return
+            except (ConnectionError, OSError):
+                return
+            if not data:
+                return
+            for line in self.lines.feed(data):
+                if line.verb == "ABOR" and self.transfer is not None:
+                    await self._abort_now()
+                    continue
+                await self._queue.put(line)
+
+    def _idle_timeout(self, preauth: float, idle: float) -> float | None:
+        if self.transfer is not None:
+            return None
+        return float(idle if self.state.logged_in else preauth)
+
+    async def _abort_now(self) -> None:
+        transfer = self.transfer
+        if transfer is None:
+            return
+        transfer.abort()
+        await transfer.finished.wait()
+        await self.reply(ABORT_SUCCESSFUL)
+
+    async def _work_loop(self) -> None:
+        while True:
+            line = await self._queue.get()
+            if line is None:
+                return
+            await self.execute(line)
+            if self._closing:
+                return
+
+    async def execute(self, line: CommandLine) -> None:
+        if line.too_long:
+            await self.reply(LINE_TOO_LONG)
+            return
+        self.log.debug("command", line=line.redacted)
+        result = self.core.handle(line)
+        if isinstance(result, Reply):
+            await self.reply(result)
+            if self.core.closing:
+                self._closing = True
+            return
+        await self._run_handler(result)
+
+    async def _run_handler(self, deferred: Deferred) -> None:
+        handler = self.handlers.get(deferred.spec.verb)
+        if handler is None:
+            await self.reply(Reply.line(502, f"{deferred.spec.verb} not implemented."))
+            return
+        try:
+            await handler(self, deferred)
+        except DsiError as err:
+            await self.reply_error(err)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.log.exception("command failed", verb=deferred.spec.verb)
+            await self.reply(Reply.line(451, "Internal server error."))
+
+    # -- helpers for handlers ----------------------------------------------------------------------
+    @property
+    def user_backend(self) -> Backend:
+        assert self.backend is not None, "login is enforced by the protocol core"
+        return self.backend
+
+    async def run_transfer(self, transfer: RunningTransfer,
+                           body: Callable[[], Awaitable[None]]) -> BaseException | None:
+        """Run a transfer's data phase as an abortable task; returns its failure, if any.
+
+        On ABOR the body's cancellation clean-up runs, then ``426`` is sent here.
+        """
+        self.transfer = transfer
+        task = asyncio.ensure_future(body())
+        transfer.task = task
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+            raise
+        finally:
+            self.transfer = None
+        try:
+            if task.cancelled():
+                if transfer.aborted_by_client:
+                    await self.reply(TRANSFER_ABORTED)
+                return asyncio.CancelledError()
+            return task.exception()
+        finally:
+            transfer.finished.set()
+
+    @property
+    def version(self) -> str:
+        return __version__
