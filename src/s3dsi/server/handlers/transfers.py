@@ -29,7 +29,7 @@ from s3dsi.server.handlers.registry import handles
 from s3dsi.server.session import RunningTransfer
 from s3dsi.transfer.download import DownloadEngine
 from s3dsi.transfer.errors import DataTooFarOutOfOrder
-from s3dsi.transfer.geometry import PartPlan
+from s3dsi.transfer.geometry import upload_plan
 from s3dsi.transfer.upload import UploadEngine
 
 if TYPE_CHECKING:
@@ -196,11 +196,8 @@ async def _upload(session: Session, path: str, *, kind: str, offset: int) -> Non
     held = list(rest.held) if rest is not None else []
     try:
         await _refuse_partial_write(session, path, kind, offset, held)
-        if allo:
-            plan = PartPlan.for_size(allo + offset, min_part=settings.part_size_min,
-                                     max_part=settings.part_size_max)
-        else:
-            plan = PartPlan.schedule(min_part=settings.part_size_min, max_part=settings.part_size_max)
+        plan = upload_plan(allo + offset if allo else None, min_part=settings.part_size_min,
+                           max_part=settings.part_size_max, budget=settings.memory_budget)
         engine = UploadEngine(session.user_backend, path, plan=plan, pool=ctx.pool, workers=ctx.workers,
                               checksums=settings.upload_checksums, base_offset=offset)
         await engine.open()

@@ -1,0 +1,55 @@
+"""CKSM: a digest of an object or a byte range, from the upload's tags when they provably apply."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from s3dsi.storage.backend import Backend
+from s3dsi.transfer.buffers import BufferPool
+from s3dsi.transfer.checksums import new_digest, normalize_algorithm
+from s3dsi.transfer.download import DownloadEngine
+from s3dsi.transfer.errors import UnknownChecksumAlgorithm
+from s3dsi.transfer.tags import digest_from_tags
+from s3dsi.transfer.workers import PartWorkers
+
+__all__ = ["UnknownChecksumAlgorithm", "compute_checksum"]
+
+
+async def compute_checksum(backend: Backend, path: str, alg: str, offset: int, length: int, *,
+                           pool: BufferPool, workers: PartWorkers, part_size: int,
+                           progress: Callable[[int], None] | None = None) -> str:
+    """Lower-case hex digest of bytes ``[offset, offset+length)`` (length -1: to the end).
+
+    An offset at or past the end gives the digest of no bytes, as GT does. ``progress`` is called
+    with the bytes hashed so far (for ``113`` markers) when the object is read back.
+    """
+    algorithm = normalize_algorithm(alg)
+    if offset < 0 or length < -1:
+        raise ValueError("offset must be >= 0 and length >= -1")
+    info = await workers.run(backend.head_object, path)
+    end = info.size if length == -1 else min(info.size, offset + length)
+    if offset >= end:
+        return new_digest(algorithm).hexdigest()
+    if offset == 0 and end == info.size:
+        # S3 fills info.tags from HeadObject's tag count; stores that do not send it need the ask
+        tags = dict(info.tags) or await workers.run(backend.get_tags, path)
+        stored = digest_from_tags(tags, algorithm, info)
+        if stored is not None:
+            return stored
+    digest = new_digest(algorithm)
+    engine = DownloadEngine(backend, path, ranges=[(offset, end)], pool=pool, workers=workers,
+                            part_size=part_size, chunk_size=part_size, prefetch_parts=2, info=info)
+    await engine.open()
+    hashed = 0
+    try:
+        while (chunk := await engine.next_chunk()) is not None:
+            try:
+                await workers.run_cpu(digest.update, chunk.data)
+            finally:
+                chunk.release()
+            hashed += len(chunk.data)
+            if progress is not None:
+                progress(hashed)
+    finally:
+        await engine.close()
+    return digest.hexdigest()

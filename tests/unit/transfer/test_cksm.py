@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import hashlib
+import zlib
+
+import crc32c
+import pytest
+
+from s3dsi.transfer.buffers import BufferPool
+from s3dsi.transfer.cksm import UnknownChecksumAlgorithm, compute_checksum
+from s3dsi.transfer.geometry import PartPlan
+from s3dsi.transfer.upload import UploadEngine
+from s3dsi.transfer.workers import PartWorkers
+
+from .drive import blocks_of, payload, run_streams
+from .fakes import FakeBackend
+
+P = 64 * 1024
+PATH = "/bucket/data"
+
+
+async def cksm(backend: FakeBackend, workers: PartWorkers, alg: str, offset: int = 0,
+               length: int = -1) -> str:
+    return await compute_checksum(backend, PATH, alg, offset, length, pool=BufferPool(8 * P),
+                                  workers=workers, part_size=P)
+
+
+async def uploaded(workers: PartWorkers, data: bytes) -> FakeBackend:
+    backend = FakeBackend()
+    engine = UploadEngine(backend, PATH, plan=PartPlan.uniform(P), pool=BufferPool(8 * P), workers=workers)
+    await engine.open()
+    await run_streams(engine, data, [blocks_of(len(data), 8192)])
+    await engine.finish()
+    return backend
+
+
+@pytest.mark.parametrize("size", [10, 3 * P + 5])
+async def test_whole_object_answered_from_tags(workers: PartWorkers, size: int) -> None:
+    data = payload(size)
+    backend = await uploaded(workers, data)
+    reads: list[int] = []
+    backend.before_read = reads.append
+    assert await cksm(backend, workers, "md5") == hashlib.md5(data).hexdigest()
+    assert await cksm(backend, workers, "ADLER32") == f"{zlib.adler32(data):08x}"
+    assert await cksm(backend, workers, "crc32c", 0, size) == f"{crc32c.crc32c(data):08x}"
+    assert reads == []
+    # not in the tags: read back
+    assert await cksm(backend, workers, "SHA256") == hashlib.sha256(data).hexdigest()
+    assert reads
+
+
+async def test_stale_tags_are_ignored(workers: PartWorkers) -> None:
+    data = payload(3 * P)
+    backend = await uploaded(workers, data)
+    tags = dict(backend.objects[PATH].tags)
+    other = payload(3 * P, seed=1)
+    backend.put(PATH, other, tags=tags)  # someone copied our tags onto different content
+    assert await cksm(backend, workers, "MD5") == hashlib.md5(other).hexdigest()
+    tags["s3dsi-size"] = "1"
+    backend.put(PATH, data[:100], tags={k: v for k, v in tags.items() if k != "s3dsi-etag"})
+    assert await cksm(backend, workers, "MD5") == hashlib.md5(data[:100]).hexdigest()
+
+
+async def test_ranges_and_past_eof(workers: PartWorkers) -> None:
+    data = payload(5 * P + 17)
+    backend = FakeBackend()
+    backend.put(PATH, data)
+    assert await cksm(backend, workers, "MD5", 1000, 5000) == hashlib.md5(data[1000:6000]).hexdigest()
+    want = hashlib.sha1(data[P - 1:3 * P - 1]).hexdigest()
+    assert await cksm(backend, workers, "sha1", P - 1, 2 * P) == want
+    assert await cksm(backend, workers, "MD5", 10 * P, -1) == "d41d8cd98f00b204e9800998ecf8427e"
+    assert await cksm(backend, workers, "MD5", 0, 0) == "d41d8cd98f00b204e9800998ecf8427e"
+    assert await cksm(backend, workers, "MD5", 5, 10 * P) == hashlib.md5(data[5:]).hexdigest()
+    assert await cksm(backend, workers, "ADLER32") == f"{zlib.adler32(data):08x}"
+
+
+async def test_unknown_algorithm(workers: PartWorkers) -> None:
+    backend = FakeBackend()
+    backend.put(PATH, b"x")
+    with pytest.raises(UnknownChecksumAlgorithm):
+        await cksm(backend, workers, "CRC32")
