@@ -1,10 +1,11 @@
 """The one frozen ``Settings`` object the daemon reads; nothing else reads configuration.
 
-Built by ``s3dsi.config.loader.load_settings`` from, in increasing precedence: defaults,
-``/etc/gridftp.conf``, the files of ``/etc/gridftp.d`` (alphabetical, names without a dot),
-environment variables (``GLOBUS_TCP_PORT_RANGE``), the S3 connector conf
-(``/etc/globus/globus-gridftp-server-s3.conf``) and command-line flags. ``sources`` records where
-each field's value came from ("path:line", "env NAME", "flag", "default").
+Built by ``s3dsi.config.loader.load_settings`` from, in increasing precedence: defaults, the
+inherited environment (``GLOBUS_TCP_PORT_RANGE``, ``GLOBUS_S3_DEBUG``), the files of ``/etc/gridftp.d``
+(name order, skipping hidden files, ``*~`` and package-manager leftovers), ``/etc/gridftp.conf`` (read
+after the directory, as globus-gridftp-server does), the S3 connector conf
+(``/etc/globus/globus-gridftp-server-s3.conf``) and command-line flags. ``sources`` records where each
+field's value came from ("path:line", "env NAME", "flag", "default").
 """
 
 from __future__ import annotations

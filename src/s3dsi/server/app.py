@@ -67,6 +67,8 @@ class Daemon:
             self.ctx.sessions.add(session)
             try:
                 await session.run()
+            except asyncio.CancelledError:
+                pass  # daemon shutdown; the session cleaned up after itself
             finally:
                 self.ctx.sessions.discard(session)
         except Exception:

@@ -77,6 +77,7 @@ class Session:
         self.log = get_logger("s3dsi.session", session=self.id, remote=peer[0])
         self._queue: asyncio.Queue[CommandLine | None] = asyncio.Queue(QUEUE_LIMIT)
         self._closing = False
+        self.control_closed = False
 
     # -- replies ---------------------------------------------------------------------------------
     async def reply(self, reply: Reply) -> None:
@@ -122,8 +123,10 @@ class Session:
                 await self.reply(IDLE_TIMEOUT)
                 return
             except (ConnectionError, OSError):
+                self.control_closed = True
                 return
             if not data:
+                self.control_closed = True
                 return
             for line in self.lines.feed(data):
                 if line.verb == "ABOR" and self.transfer is not None:
@@ -134,7 +137,8 @@ class Session:
     def _idle_timeout(self, preauth: float, idle: float) -> float | None:
         if self.transfer is not None:
             return None
-        return float(idle if self.state.logged_in else preauth)
+        limit = idle if self.state.logged_in else preauth
+        return float(limit) if limit > 0 else None
 
     async def _abort_now(self) -> None:
         transfer = self.transfer

@@ -23,7 +23,8 @@ class Entry:
 
     ``unique`` is stable for the same path and distinct between paths (GridFTP clients skip a
     directory whose Unique they have already seen). ``modified`` is UTC; None for prefixes that have
-    no marker object (listings then show a fixed time).
+    no marker object (listings then show a fixed time). ETags, here and everywhere in this
+    module, are the bare value without HTTP quotes (``"d41d8cd9..."`` → ``d41d8cd9...``).
     """
 
     name: str
@@ -75,6 +76,10 @@ class Backend(Protocol):
         ``/`` lists the user's buckets. A prefix lists its objects and common prefixes (the
         ``dir/`` marker of the directory itself is not listed). NotADirectory for an object,
         PathNotFound for a missing path. Entries carry basenames.
+
+        The first page is fetched by the call itself, so those errors are raised before any
+        iteration (a handler can still answer 550 before opening the data connection). Empty pages
+        are not yielded: an empty directory yields nothing.
         """
 
     def mkdir(self, path: str) -> None:
@@ -95,7 +100,12 @@ class Backend(Protocol):
 
     # -- reading ---------------------------------------------------------------------------------
     def head_object(self, path: str) -> ObjectInfo:
-        """ObjectInfo of an object; IsADirectory for a bucket/prefix; ObjectArchived if unreadable."""
+        """ObjectInfo of an object; IsADirectory for a bucket/prefix; ObjectArchived if unreadable.
+
+        ``tags`` is filled when the store says the object has tags (S3 sends ``x-amz-tagging-count``
+        with HeadObject; the tags themselves cost one more request); otherwise it is empty and
+        ``get_tags`` is the way to ask. S3Backend and MemoryBackend also take ``with_tags=True``.
+        """
 
     def read_range(self, info: ObjectInfo, start: int, into: memoryview) -> int:
         """Fill ``into`` with bytes from ``start`` (up to ``len(into)``), pinned to ``info.etag``.

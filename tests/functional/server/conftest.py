@@ -24,6 +24,13 @@ class RunningDaemon:
     def address(self) -> tuple[str, int]:
         return self.thread.host, self.thread.port
 
+    def read(self, path: str) -> bytes:
+        info = self.backend.head_object(path)
+        buf = bytearray(info.size)
+        if info.size:
+            self.backend.read_range(info, 0, memoryview(buf))
+        return bytes(buf)
+
     def client(self, login: bool = True) -> Client:
         c = Client(*self.address)
         if login:

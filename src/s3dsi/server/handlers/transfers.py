@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from s3dsi.protocol.errors import DsiError, NotSupported, PathNotFound
+from s3dsi.protocol.errors import DsiError, NotSupported, PathNotFound, TransferAborted
 from s3dsi.protocol.parsing import format_delayed_pasv
 from s3dsi.protocol.replies import (
     TRANSFER_COMPLETE,
@@ -28,7 +28,7 @@ from s3dsi.server.data.send import Progress, send_mode_e, send_stream
 from s3dsi.server.handlers.registry import handles
 from s3dsi.server.session import RunningTransfer
 from s3dsi.transfer.download import DownloadEngine
-from s3dsi.transfer.errors import DataTooFarOutOfOrder
+from s3dsi.transfer.errors import DataTooFarOutOfOrder, IncompleteUpload
 from s3dsi.transfer.geometry import upload_plan
 from s3dsi.transfer.upload import UploadEngine
 
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from s3dsi.server.session import Session
 
 CHUNK_SIZE = 1024 * 1024
+CONTROL_EOF_GRACE = 0.05
 STALL_CHECKS = 3  # seconds every stream may sit paused with nothing in flight before we give up
 
 
@@ -222,6 +223,7 @@ async def _upload(session: Session, path: str, *, kind: str, offset: int) -> Non
                 ticker.start()
                 await _await_receive(receive, engine)
                 session.channels.end_mode_e_receive(keep=True)
+                _check_allo(engine, allo, offset)
                 await engine.finish()
                 await ticker.stop()
                 await ticker.perf_now()
@@ -234,6 +236,9 @@ async def _upload(session: Session, path: str, *, kind: str, offset: int) -> Non
                     await _await_receive(receive, engine)
                 finally:
                     conn.close()
+                _check_allo(engine, allo, offset)
+                if not allo:
+                    await _confirm_client_alive(session)
                 await engine.finish()
         except BaseException:
             if state.mode == "E":
@@ -249,6 +254,21 @@ async def _upload(session: Session, path: str, *, kind: str, offset: int) -> Non
 
     failure = await session.run_transfer(transfer, body)
     await finish_transfer(session, transfer, failure)
+
+
+def _check_allo(engine: UploadEngine, allo: int | None, offset: int) -> None:
+    """Fewer bytes than ALLO announced means the sender died: never commit a truncated object."""
+    if allo and engine.bytes_received + offset < allo:
+        raise IncompleteUpload(f"received {engine.bytes_received} of the {allo - offset} bytes announced "
+                               "by ALLO; the upload was not stored")
+
+
+async def _confirm_client_alive(session: Session) -> None:
+    """Stream mode without ALLO: a killed client closes data and control at once, and the data EOF
+    alone looks like a complete file. Give the control EOF a moment to arrive before committing."""
+    await asyncio.sleep(CONTROL_EOF_GRACE)
+    if session.control_closed:
+        raise TransferAborted("control connection closed during the upload; nothing was stored")
 
 
 async def _await_receive(receive: Receive, engine: UploadEngine) -> None:

@@ -1,0 +1,207 @@
+"""``s3dsi check-config``: load the configuration as ``serve`` would, show it with its origins, and say
+whether the daemon would start (exit 0) or not (exit 1, naming the file and line at fault).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import grp
+import os
+import pwd
+import sys
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from s3dsi.config.arguments import add_config_arguments, settings_from_args
+from s3dsi.config.loader import BOOKKEEPING_FIELDS
+from s3dsi.config.settings import Settings
+from s3dsi.config.values import format_size, parse_s3_debug
+from s3dsi.identity.passwords import PasswordFile, PasswordFileError
+from s3dsi.identity.usermap import MapError, UserMap
+from s3dsi.observability.logging import REDACTED, is_secret_name, redact_text
+from s3dsi.protocol.errors import ConfigError
+
+_SIZE_FIELDS = frozenset({"part_size_min", "part_size_max", "memory_budget"})
+
+
+@dataclass
+class Findings:
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def register(subparsers: Any) -> None:
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "check-config", help="validate the configuration and show where each setting comes from",
+        description="Load the configuration exactly as 'serve' would and report problems. Exit status 0 "
+                    "means the daemon would start.")
+    add_config_arguments(p)
+    p.add_argument("--strict", action="store_true", help="also fail (exit 1) when there are warnings")
+    p.set_defaults(func=run)
+
+
+def _process_uid(settings: Settings) -> int | None:
+    """The uid sessions will run as (process_user when root and it exists), None when unknown."""
+    if os.geteuid() != 0 or not settings.process_user:
+        return os.geteuid()
+    try:
+        return pwd.getpwnam(settings.process_user).pw_uid
+    except KeyError:
+        return None
+
+
+def _check_accounts(settings: Settings, found: Findings) -> None:
+    if settings.process_user:
+        try:
+            pwd.getpwnam(settings.process_user)
+        except KeyError:
+            found.warnings.append(f"{settings.sources['process_user']}: process_user "
+                                  f"{settings.process_user!r} does not exist on this host; 'serve' started "
+                                  "as root refuses to start until it does")
+    elif os.geteuid() == 0:
+        found.warnings.append("process_user is not set: sessions would run as root")
+    if settings.process_group:
+        try:
+            grp.getgrnam(settings.process_group)
+        except KeyError:
+            found.warnings.append(f"{settings.sources['process_group']}: process_group "
+                                  f"{settings.process_group!r} does not exist on this host")
+
+
+def _check_map(settings: Settings, found: Findings) -> UserMap | None:
+    path = settings.s3_map_filename
+    if path is None:
+        return None
+    explicit = settings.sources["s3_map_filename"] != "default"
+    uid = _process_uid(settings)
+    if uid is None:
+        found.warnings.append(f"{path}: not checked (process_user does not exist)")
+        return None
+    if not os.path.lexists(path):
+        message = f"{path}: credential map does not exist"
+        if explicit:
+            found.errors.append(f"{settings.sources['s3_map_filename']}: s3_map_filename: {message}")
+        else:
+            found.warnings.append(f"{message}; every login fails until 's3dsi map add' creates it")
+        return None
+    try:
+        usermap = UserMap.load(path, owner_uid=uid)
+    except MapError as exc:
+        found.errors.append(str(exc))
+        return None
+    found.notes.append(f"credential map {path}: {len(usermap)} user(s)")
+    if settings.allow_anonymous and settings.anonymous_user not in usermap:
+        found.warnings.append(f"{settings.sources['anonymous_user']}: anonymous_user "
+                              f"{settings.anonymous_user!r} has no entry in {path}")
+    return usermap
+
+
+def _check_passwords(settings: Settings, usermap: UserMap | None, found: Findings) -> None:
+    if not settings.password_file:
+        if not settings.allow_anonymous:
+            found.warnings.append("neither password_file (pw_file) nor allow_anonymous is set: every "
+                                  "clear-text login will be refused")
+        return
+    try:
+        passwords = PasswordFile.load(settings.password_file)
+    except PasswordFileError as exc:
+        found.errors.append(f"{settings.sources['password_file']}: password_file: {exc}")
+        return
+    found.warnings.extend(passwords.warnings)
+    found.notes.append(f"password file {settings.password_file}: {len(passwords.users())} user(s)")
+    if usermap is not None:
+        for user in passwords.users():
+            if user not in usermap:
+                found.warnings.append(f"{settings.password_file}: user {user!r} has a password but no entry "
+                                      "in the credential map")
+
+
+def _check_writable(settings: Settings, name: str, path: str | None, found: Findings) -> None:
+    if path is None:
+        return
+    directory = os.path.dirname(os.path.abspath(path)) or "."
+    target = path if os.path.exists(path) else directory
+    if not os.path.isdir(directory):
+        found.errors.append(f"{settings.sources[name]}: {name}: directory {directory} does not exist")
+    elif not os.access(target, os.W_OK):
+        found.errors.append(f"{settings.sources[name]}: {name}: {target} is not writable")
+
+
+def check_settings(settings: Settings) -> Findings:
+    """Everything ``serve`` would trip over at start-up, beyond what loading already validated."""
+    found = Findings(warnings=list(settings.warnings))
+    _check_accounts(settings, found)
+    usermap = _check_map(settings, found)
+    _check_passwords(settings, usermap, found)
+    _check_writable(settings, "log_single", settings.log_single, found)
+    _check_writable(settings, "log_transfer", settings.log_transfer, found)
+    if settings.s3_debug:
+        level, path = parse_s3_debug(settings.s3_debug)
+        if level:
+            _check_writable(settings, "s3_debug", path, found)
+    if settings.ca_bundle and not os.path.isfile(settings.ca_bundle):
+        found.errors.append(f"{settings.sources['ca_bundle']}: ca_bundle: {settings.ca_bundle} is not a file")
+    return found
+
+
+def format_value(name: str, value: object) -> str:
+    if value is None:
+        return "(unset)"
+    if name in _SIZE_FIELDS and isinstance(value, int):
+        return f"{format_size(value)} ({value} bytes)"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, tuple):
+        return ",".join(str(item) for item in value) or "(none)"
+    return redact_text(str(value))
+
+
+def render(settings: Settings, found: Findings, out: TextIO) -> None:
+    out.write("Configuration files read, in order:\n")
+    for path in settings.config_files or ("(none: built-in defaults only)",):
+        out.write(f"  {path}\n")
+    names = [f.name for f in dataclasses.fields(Settings) if f.name not in BOOKKEEPING_FIELDS]
+    width = max(len(n) for n in names)
+    rows = [(n, format_value(n, getattr(settings, n)), settings.sources.get(n, "default")) for n in names]
+    value_width = min(max(len(r[1]) for r in rows), 44)
+    out.write("\nEffective settings (value, then where it comes from):\n")
+    for name, value, source in rows:
+        out.write(f"  {name:<{width}}  {value:<{value_width}}  {source}\n")
+    if settings.environment:
+        out.write("\nEnvironment set by $NAME lines:\n")
+        for env_name, env_value in settings.environment.items():
+            shown = REDACTED if is_secret_name(env_name) else redact_text(env_value)
+            out.write(f"  {env_name}={shown}\n")
+    if found.notes:
+        out.write("\n")
+    for note in found.notes:
+        out.write(f"{note}\n")
+
+
+def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    stdout = out if out is not None else sys.stdout
+    stderr = err if err is not None else sys.stderr
+    try:
+        settings = settings_from_args(args)
+    except ConfigError as exc:
+        stderr.write(f"s3dsi check-config: error: {redact_text(str(exc))}\n")
+        stderr.write("s3dsi check-config: the daemon would NOT start\n")
+        return 1
+    found = check_settings(settings)
+    render(settings, found, stdout)
+    if found.warnings:
+        stdout.write("\nWarnings:\n")
+    for warning in found.warnings:
+        stdout.write(f"  warning: {redact_text(warning)}\n")
+    stdout.flush()
+    for error in found.errors:
+        stderr.write(f"error: {redact_text(error)}\n")
+    failed = bool(found.errors) or (args.strict and bool(found.warnings))
+    if failed:
+        stderr.write("s3dsi check-config: the daemon would NOT start\n" if found.errors else
+                     "s3dsi check-config: warnings present (--strict)\n")
+        return 1
+    stdout.write(f"\nConfiguration OK ({len(found.warnings)} warning(s)): the daemon would start.\n")
+    return 0

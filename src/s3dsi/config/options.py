@@ -1,0 +1,136 @@
+"""Which option names the configuration files accept, and the Settings field and parser behind each.
+
+gridftp.d names are the reference server's (``pw_file``, ``control_idle_timeout``...), with the short
+spellings the S3 connector documentation uses accepted as aliases. Reference options that s3dsi does
+not implement are recognised so that they draw a precise warning rather than "unknown option".
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from s3dsi.config import values as v
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    field: str
+    parse: Callable[[str], object]
+
+
+def _path(text: str) -> str | None:
+    """A file path; relative paths are taken from the current directory, as the reference does."""
+    if not text:
+        return None
+    return os.path.abspath(os.path.expanduser(text))
+
+
+def _non_negative_gt_int(text: str) -> int:
+    value = v.parse_gt_int(text)
+    if value < 0:
+        raise ValueError("a non-negative integer")
+    return value
+
+
+def _connections_max(text: str) -> int | None:
+    value = v.parse_gt_int(text)
+    return None if value < 0 else value
+
+
+def _dsi(text: str) -> str:
+    module = text.split(":", 1)[0].strip()
+    if module != "s3":
+        raise ValueError("'s3' (s3dsi only provides the S3 DSI; it cannot load other modules)")
+    return text.strip()
+
+
+def _s3_debug(text: str) -> str:
+    v.parse_s3_debug(text)
+    return text.strip()
+
+
+def _optional(parse: Callable[[str], object]) -> Callable[[str], object]:
+    def parse_or_unset(text: str) -> object:
+        return None if not text.strip() else parse(text)
+
+    return parse_or_unset
+
+
+GRIDFTP_OPTIONS: dict[str, OptionSpec] = {
+    "port": OptionSpec("port", v.parse_port),
+    "control_interface": OptionSpec("control_interface", v.parse_text),
+    "data_interface": OptionSpec("data_interface", v.parse_text),
+    "port_range": OptionSpec("port_range", v.parse_port_range),
+    "threads": OptionSpec("threads", _non_negative_gt_int),
+    "process_user": OptionSpec("process_user", v.parse_text),
+    "process_group": OptionSpec("process_group", v.parse_text),
+    "load_dsi_module": OptionSpec("load_dsi_module", _dsi),
+    "log_level": OptionSpec("log_level", v.normalise_log_level),
+    "log_single": OptionSpec("log_single", _path),
+    "log_transfer": OptionSpec("log_transfer", _path),
+    "banner": OptionSpec("banner", v.parse_text),
+    "connections_max": OptionSpec("connections_max", _connections_max),
+    "allow_anonymous": OptionSpec("allow_anonymous", v.parse_gt_bool),
+    "anonymous_user": OptionSpec("anonymous_user", v.parse_text),
+    "anonymous_names_allowed": OptionSpec("anonymous_names_allowed", v.parse_name_list),
+    "pw_file": OptionSpec("password_file", _path),
+    "password_file": OptionSpec("password_file", _path),
+    "control_idle_timeout": OptionSpec("idle_timeout", _non_negative_gt_int),
+    "idle_timeout": OptionSpec("idle_timeout", _non_negative_gt_int),
+    "control_preauth_timeout": OptionSpec("preauth_timeout", _non_negative_gt_int),
+    "preauth_timeout": OptionSpec("preauth_timeout", _non_negative_gt_int),
+    "port_allow": OptionSpec("port_allow", v.parse_networks),  # s3dsi's own: third-party PORT targets
+}
+
+# ``hostname`` sets both interfaces unless they are set themselves (handled by the loader).
+HOSTNAME_OPTION = "hostname"
+
+S3_OPTIONS: dict[str, OptionSpec] = {
+    "host_name": OptionSpec("host_name", v.parse_endpoint_url),
+    "s3_map_filename": OptionSpec("s3_map_filename", v.parse_text),
+    "region": OptionSpec("region", v.parse_region),
+    "addressing_style": OptionSpec("addressing_style", v.parse_addressing_style),
+    "part_size_min": OptionSpec("part_size_min", v.parse_size),
+    "part_size_max": OptionSpec("part_size_max", v.parse_size),
+    "part_workers": OptionSpec("part_workers", v.parse_positive_int),
+    "memory_budget": OptionSpec("memory_budget", v.parse_size),
+    "storage_class": OptionSpec("storage_class", v.parse_storage_class),
+    "verify_tls": OptionSpec("verify_tls", v.parse_bool),
+    "ca_bundle": OptionSpec("ca_bundle", _path),
+    "upload_checksums": OptionSpec("upload_checksums", v.parse_checksums),
+    "state_dir": OptionSpec("state_dir", _path),
+    "orphan_upload_age": OptionSpec("orphan_upload_age", v.parse_duration),
+    "shutdown_grace": OptionSpec("shutdown_grace", v.parse_duration),
+    "metrics_listen": OptionSpec("metrics_listen", _optional(v.parse_listen)),
+    "admin_socket": OptionSpec("admin_socket", _path),
+    "log_format": OptionSpec("log_format", v.parse_log_format),
+}
+
+# Parser per Settings field, for command-line overrides given as text.
+FIELD_PARSERS: dict[str, Callable[[str], object]] = {
+    **{spec.field: spec.parse for spec in GRIDFTP_OPTIONS.values()},
+    **{spec.field: spec.parse for spec in S3_OPTIONS.values()},
+    "s3_debug": _s3_debug,
+}
+
+# Options of globus-gridftp-server that s3dsi accepts in gridftp.d but does not act on.
+IGNORED_GT_OPTIONS = frozenset({
+    "help", "longhelp", "version", "versions", "inetd", "daemon", "detach", "ssh", "exec", "chdir",
+    "chdir_to", "fork", "fork_fallback", "single", "chroot_path", "auth_level", "ipc_allow_from",
+    "ipc_deny_from", "allow_from", "deny_from", "encrypt_data", "secure_ipc", "ipc_auth_mode",
+    "ipc_user_name", "ipc_subject", "ipc_credential", "ipc_cookie", "anonymous_group", "sharing_dn",
+    "sharing_state_dir", "sharing_control", "sharing_rp", "sharing_users_allow", "sharing_users_deny",
+    "sharing_groups_allow", "sharing_groups_deny", "allow_root", "allow_disabled_login",
+    "connections_disabled", "offline_msg", "disable_command_list", "cas", "use_home_dirs", "home_dir",
+    "restrict_paths", "rp_follow_symlinks", "acl", "log_module", "log_unique", "log_filemode",
+    "disable_usage_stats", "usage_stats_target", "usage_stats_id", "remote_nodes", "hybrid", "data_node",
+    "stripe_blocksize", "stripe_count", "brain", "stripe_layout", "stripe_blocksize_locked",
+    "stripe_layout_locked", "stripe_mode", "blocksize", "sync_writes", "direct", "perms", "file_timeout",
+    "ipc_interface", "ipc_port", "ipc_idle_timeout", "ipc_connect_timeout", "always_send_markers",
+    "allow_udt", "epsv_ip", "epsv_match", "banner_file", "banner_terse", "banner_append", "version_tag",
+    "login_msg", "login_msg_file", "allowed_modules", "dc_whitelist", "fs_whitelist", "popen_whitelist",
+    "xnetmgr", "dc_default", "fs_default", "config_dir", "config_base_path", "debug", "pidfile",
+    "globus_location", "ignore_bad_threads", "bad_signal_exit", "extension",
+})

@@ -1,0 +1,1 @@
+"""Who a session is: the S3 credential map (~/.globus/s3), login passwords and the authenticator."""

@@ -1,0 +1,1 @@
+"""Logs (structlog, secret redaction) and, later, metrics: plain modules beside the daemon."""

@@ -1,0 +1,117 @@
+"""Control-channel behaviour of the daemon over the in-memory back end."""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+
+from tests.functional.server.conftest import RunningDaemon
+from tests.support.daemon import TEST_PASSWORD, TEST_USER
+from tests.support.ftp_client import recv_all
+
+
+def test_prelogin_gating_and_bad_login(memory_daemon: RunningDaemon) -> None:
+    c = memory_daemon.client(login=False)
+    assert c.greeting.code == 220
+    assert c.cmd("PWD").code == 530
+    assert c.cmd("PASS x").code == 503
+    assert c.cmd("USER").code == 501
+    assert c.cmd(f"USER {TEST_USER}").code == 331
+    t0 = time.monotonic()
+    r = c.cmd("PASS wrong")
+    assert r.code == 530 and r.lines[0].startswith("530 Login incorrect.")
+    assert TEST_PASSWORD not in r.text
+    assert c.cmd("PWD").code == 530
+    assert time.monotonic() - t0 >= 0.4  # failed logins are answered after a delay
+    c.login(TEST_USER, TEST_PASSWORD)
+    assert c.cmd("PWD").lines == ['257 "/" is current directory.']
+    c.close()
+
+
+def test_namespace_commands(memory_daemon: RunningDaemon) -> None:
+    c = memory_daemon.client()
+    assert c.cmd("MKD /data/d1").lines == ['257 Directory "/data/d1" created successfully.']
+    r = c.cmd("MKD /data/d1")
+    assert r.code == 553 and "c=PATH_EXISTS" in r.lines[0]
+    assert c.cmd("MKD /data/nope/d2").code == 550
+    assert c.cmd("CWD /data/d1").code == 250
+    assert c.cmd("PWD").lines == ['257 "/data/d1" is current directory.']
+    assert c.cmd("CDUP").code == 250
+    assert c.cmd("PWD").lines == ['257 "/data" is current directory.']
+    r = c.cmd("CWD nope")
+    assert r.code == 550 and r.lines[0].startswith("550-/data/nope: Could not change directory.")
+    r = c.cmd("SIZE /data/missing")
+    assert r.lines[0] == "550-GlobusError: v=1 c=PATH_NOT_FOUND" and r.lines[-1] == "550 End."
+    memory_daemon.backend.put_object("/data/d1/f.txt", memoryview(b"hello"))
+    assert c.cmd("SIZE d1/f.txt").lines == ["213 5"]
+    assert re.fullmatch(r"213 \d{14}", c.cmd("MDTM /data/d1/f.txt").lines[0])
+    r = c.cmd("MLST d1/f.txt")
+    assert r.code == 250 and "Type=file;" in r.lines[1] and "Size=5;" in r.lines[1]
+    assert r.lines[1].endswith(" d1/f.txt")
+    r = c.cmd("RMD /data/d1")
+    assert r.code == 451 and "Directory not empty" in r.text
+    assert c.cmd("RNFR /data/d1/f.txt").code == 350
+    assert c.cmd("RNTO /data/d1/g.txt").code == 250
+    assert c.cmd("SIZE /data/d1/g.txt").lines == ["213 5"]
+    assert c.cmd("RNFR /data/d1/missing").code == 500
+    assert c.cmd("RNTO /data/x").code == 501
+    assert c.cmd("RNFR /data/d1").code == 350
+    assert c.cmd("RNTO /data/d9").code >= 500  # directory renames are refused
+    r = c.cmd("DELE /data/d1")
+    assert r.code == 550 and "IS_A_DIRECTORY" in r.text
+    assert c.cmd("DELE /data/d1/g.txt").code == 250
+    assert c.cmd("RMD /data/d1").code == 250
+    assert c.cmd("MKD /newbucket").code == 257
+    assert c.cmd("RMD /newbucket").code == 250
+    c.close()
+
+
+def test_pipelined_commands_answered_in_order(memory_daemon: RunningDaemon) -> None:
+    c = memory_daemon.client()
+    c.sock.sendall(b"NOOP\r\nPWD\r\nTYPE I\r\nMODE E\r\nMODE S\r\nSYST\r\n")
+    codes = [c.read_reply().code for _ in range(6)]
+    assert codes == [200, 257, 200, 200, 200, 215]
+    c.close()
+
+
+def test_feat_advertises_implemented_features(memory_daemon: RunningDaemon) -> None:
+    c = memory_daemon.client()
+    r = c.cmd("FEAT")
+    body = r.lines[1:-1]
+    assert all(line.startswith(" ") and not line.startswith("  ") for line in body)
+    labels = {line.split()[0] for line in body}
+    assert {"CKSM", "PARALLEL", "SIZE", "MLST", "ERET", "ESTO", "SPAS", "SPOR", "REST", "MDTM"} <= labels
+    assert " PASV AllowDelayed;" in body
+    assert "GETPUT" not in labels and "DCAU" not in labels
+    c.close()
+
+
+def test_mlsd_has_distinct_unique_per_directory_and_crlf(memory_daemon: RunningDaemon) -> None:
+    b = memory_daemon.backend
+    c = memory_daemon.client()
+    assert c.cmd("MKD /data/tree").code == 257
+    for d in ("a", "b", "c"):
+        assert c.cmd(f"MKD /data/tree/{d}").code == 257
+    b.put_object("/data/tree/f.bin", memoryview(b"x" * 10))
+    host, port = c.pasv()
+    c.send("MLSD /data/tree/")
+    data_sock = socket.create_connection((host, port))
+    raw = recv_all(data_sock)
+    data_sock.close()
+    prelim, final = c.read_final()
+    assert [r.code for r in prelim] == [150]
+    assert final.code == 226
+    lines = raw.split(b"\r\n")
+    assert lines[-1] == b""
+    uniques = {}
+    for line in lines[:-1]:
+        facts, _, name = line.decode().partition(" ")
+        fd = dict(f.split("=", 1) for f in facts.rstrip(";").split(";"))
+        uniques[name] = fd.get("Unique")
+        if name in ("a", "b", "c"):
+            assert fd["Type"] == "dir"
+    assert uniques["f.bin"] is not None
+    dir_uniques = [uniques[n] for n in ("a", "b", "c")]
+    assert len(set(dir_uniques)) == 3
+    c.close()

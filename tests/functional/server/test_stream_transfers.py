@@ -1,0 +1,164 @@
+"""Stream-mode transfers: partial reads, refusals, and the guarantee that nothing half-written appears."""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import time
+
+import pytest
+
+from tests.functional.server.conftest import MiB, RunningDaemon
+from tests.support.ftp_client import Client, recv_all
+
+
+def _retr(c: Client, cmd: str) -> tuple[bytes, int]:
+    host, port = c.pasv()
+    c.send(cmd)
+    s = socket.create_connection((host, port))
+    first = c.read_reply()
+    if first.code >= 200:
+        s.close()
+        return b"", first.code
+    data = recv_all(s)
+    s.close()
+    _, final = c.read_final()
+    return data, final.code
+
+
+def _wait_no_uploads(d: RunningDaemon, path: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while d.backend.list_uploads(path):
+        assert time.monotonic() < deadline, "multipart upload left behind"
+        time.sleep(0.05)
+
+
+def test_rest_and_eret_in_stream_mode(memory_daemon: RunningDaemon) -> None:
+    memory_daemon.backend.put_object("/data/hello.txt", memoryview(b"hello gridftp\n"))
+    c = memory_daemon.client()
+    assert c.cmd("TYPE I").code == 200
+    assert _retr(c, "RETR /data/hello.txt") == (b"hello gridftp\n", 226)
+    assert c.cmd("REST 6").code == 350
+    assert _retr(c, "RETR /data/hello.txt") == (b"gridftp\n", 226)
+    assert _retr(c, "ERET P 6 4 /data/hello.txt") == (b"grid", 226)
+    assert _retr(c, "ERET P 10 1000 /data/hello.txt") == (b"ftp\n", 226)
+    assert c.cmd("ERET X 1 2 /data/hello.txt").code == 500
+    c.close()
+
+
+def test_missing_source_answers_before_150(memory_daemon: RunningDaemon) -> None:
+    c = memory_daemon.client()
+    c.pasv()
+    r = c.cmd("RETR /data/nope.bin")
+    assert r.code == 500 and "PATH_NOT_FOUND" in r.text
+    assert c.cmd("NOOP").code == 200
+    c.close()
+
+
+def test_partial_writes_onto_existing_objects_are_refused(memory_daemon: RunningDaemon) -> None:
+    b = memory_daemon.backend
+    b.put_object("/data/obj", memoryview(b"0123456789"))
+    c = memory_daemon.client()
+    c.pasv()
+    assert c.cmd("REST 3").code == 350
+    r = c.cmd("STOR /data/obj")
+    assert r.code >= 500 and "REST" in r.text
+    c.pasv()
+    r = c.cmd("APPE /data/obj")
+    assert r.code >= 500 and "APPE" in r.text
+    c.pasv()
+    r = c.cmd("ESTO A 10 /data/obj")
+    assert r.code >= 500
+    assert memory_daemon.read("/data/obj") == b"0123456789"
+    c.close()
+
+
+def _start_upload(c: Client, path: str) -> socket.socket:
+    host, port = c.pasv()
+    c.send(f"STOR {path}")
+    s = socket.create_connection((host, port))
+    r = c.read_reply()
+    assert r.code == 150, r
+    return s
+
+
+def test_abor_during_upload_keeps_previous_object_and_session(memory_daemon: RunningDaemon) -> None:
+    b = memory_daemon.backend
+    b.put_object("/data/keep.bin", memoryview(b"original"))
+    c = memory_daemon.client()
+    s = _start_upload(c, "/data/keep.bin")
+    s.sendall(os.urandom(12 * MiB))
+    # Telnet IP + Synch as the Globus client sends them before ABOR
+    c.sock.sendall(b"\xff\xf4\xff")
+    c.sock.sendall(b"\xf2ABOR\r\n")
+    r1 = c.read_reply()
+    r2 = c.read_reply()
+    assert r1.code == 426, r1
+    assert r2.lines == ["226 Abort successful"]
+    s.close()
+    assert c.cmd("NOOP").code == 200
+    _wait_no_uploads(memory_daemon, "/data/keep.bin")
+    assert memory_daemon.read("/data/keep.bin") == b"original"
+    c.close()
+
+
+def test_control_eof_during_upload_leaves_nothing(memory_daemon: RunningDaemon) -> None:
+    b = memory_daemon.backend
+    b.put_object("/data/keep2.bin", memoryview(b"original"))
+    c = memory_daemon.client()
+    s = _start_upload(c, "/data/keep2.bin")
+    s.sendall(os.urandom(11 * MiB))
+    c.sock.shutdown(socket.SHUT_RDWR)
+    c.close()
+    s.close()
+    time.sleep(0.5)
+    _wait_no_uploads(memory_daemon, "/data/keep2.bin")
+    assert memory_daemon.read("/data/keep2.bin") == b"original"
+
+
+def test_data_connection_reset_fails_the_upload(memory_daemon: RunningDaemon) -> None:
+    b = memory_daemon.backend
+    b.put_object("/data/keep3.bin", memoryview(b"original"))
+    c = memory_daemon.client()
+    s = _start_upload(c, "/data/keep3.bin")
+    s.sendall(os.urandom(11 * MiB))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()  # RST
+    r = c.read_reply()
+    assert r.code >= 400, r
+    assert c.cmd("NOOP").code == 200
+    _wait_no_uploads(memory_daemon, "/data/keep3.bin")
+    assert memory_daemon.read("/data/keep3.bin") == b"original"
+    c.close()
+
+
+def test_short_upload_against_allo_is_not_committed(memory_daemon: RunningDaemon) -> None:
+    b = memory_daemon.backend
+    c = memory_daemon.client()
+    host, port = c.pasv()
+    assert c.cmd("ALLO 1000").code == 200
+    c.send("STOR /data/short.bin")
+    s = socket.create_connection((host, port))
+    assert c.read_reply().code == 150
+    s.sendall(b"x" * 500)
+    s.close()
+    r = c.read_reply()
+    assert r.code >= 400, r
+    with pytest.raises(Exception):
+        b.head_object("/data/short.bin")
+    c.close()
+
+
+@pytest.mark.parametrize("size", [0, 1, 5 * MiB, 5 * MiB + 1, 23 * MiB + 7])
+def test_stream_upload_sizes(memory_daemon: RunningDaemon, size: int) -> None:
+    data = os.urandom(size)
+    c = memory_daemon.client()
+    s = _start_upload(c, f"/data/s{size}.bin")
+    s.sendall(data)
+    s.close()
+    assert c.read_reply().code == 226
+    assert memory_daemon.read(f"/data/s{size}.bin") == data
+    got, code = _retr(c, f"RETR /data/s{size}.bin")
+    assert code == 226 and got == data
+    c.close()

@@ -1,0 +1,165 @@
+"""s3dsi check-config: exit status, origins shown, problems named by file and line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from s3dsi.cli.main import main
+
+REPO = Path(__file__).resolve().parents[3]
+EXAMPLES = ["-c", "/dev/null", "-C", str(REPO / "etc/gridftp.d"),
+            "--s3-conf", str(REPO / "etc/globus-gridftp-server-s3.conf")]
+SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYCHECKCONF1"
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("GLOBUS_TCP_PORT_RANGE", "GLOBUS_S3_DEBUG"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def write_config(tmp_path: Path, gridftp: str, s3: str = "") -> list[str]:
+    (tmp_path / "d").mkdir(exist_ok=True)
+    (tmp_path / "d" / "gridftp-s3").write_text(gridftp)
+    (tmp_path / "s3.conf").write_text(s3)
+    return ["check-config", "-c", "/dev/null", "-C", str(tmp_path / "d"),
+            "--s3-conf", str(tmp_path / "s3.conf")]
+
+
+def private_map(tmp_path: Path, text: str, mode: int = 0o600) -> Path:
+    directory = tmp_path / "home" / ".globus"
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = directory / "s3"
+    path.write_text(text)
+    path.chmod(mode)
+    return path
+
+
+def test_example_files_pass_and_show_origins(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", *EXAMPLES]) == 0
+    out = capsys.readouterr().out
+    example = str(REPO / "etc/gridftp.d/gridftp-s3")
+    assert f"{example}:" in out
+    threads = next(line for line in out.splitlines() if line.strip().startswith("threads "))
+    assert threads.split()[1] == "2"
+    assert threads.split()[2].startswith(example + ":")
+    assert "(from host_name)" in out
+    assert "default" in out
+    assert "the daemon would start" in out
+
+
+def test_example_files_through_the_console_entry_point() -> None:
+    result = subprocess.run([sys.executable, "-m", "s3dsi", "check-config", *EXAMPLES], capture_output=True,
+                            text=True, timeout=60, env={**os.environ, "PYTHONWARNINGS": "ignore"},
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    assert "Effective settings" in result.stdout
+
+
+def test_missing_process_user_is_a_warning(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = write_config(tmp_path, "process_user no-such-user-s3dsi\n")
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "no-such-user-s3dsi' does not exist on this host" in out
+    assert main([*args, "--strict"]) == 1
+
+
+def test_broken_file_exits_non_zero_naming_the_line(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    args = write_config(tmp_path, "threads 2\n\nport twenty\n")
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'd' / 'gridftp-s3'}:3: port: expected" in err
+    assert "would NOT start" in err
+
+
+def test_wrong_dsi_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(write_config(tmp_path, "load_dsi_module file\n")) == 1
+    assert "gridftp-s3:1: load_dsi_module" in capsys.readouterr().err
+
+
+def test_broken_file_via_subprocess(tmp_path: Path) -> None:
+    args = write_config(tmp_path, "threads 2\nbanner not quoted\n")
+    result = subprocess.run([sys.executable, "-m", "s3dsi", *args], capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 1
+    assert "gridftp-s3:2: unexpected text after the value" in result.stderr
+
+
+def test_map_file_checks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = private_map(tmp_path, f"alice;AKIAALICE;{SECRET}\n")
+    args = write_config(tmp_path, "threads 2\n", f"s3_map_filename = {path}\n")
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "credential map" in captured.out
+    assert "1 user(s)" in captured.out
+    assert SECRET not in captured.out + captured.err
+    path.chmod(0o644)
+    assert main(args) == 1
+    captured = capsys.readouterr()
+    assert "too open" in captured.err
+    assert SECRET not in captured.out + captured.err
+    path.chmod(0o600)
+    path.write_text(f"alice;AKIAALICE;{SECRET}\nalice;AKIAB;{SECRET}\n")
+    assert main(args) == 1
+    captured = capsys.readouterr()
+    assert f"{path}:2: duplicate" in captured.err
+    assert SECRET not in captured.out + captured.err
+
+
+def test_explicit_missing_map_is_an_error_default_missing_a_warning(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = write_config(tmp_path, "", f"s3_map_filename = {tmp_path / 'absent'}\n")
+    assert main(args) == 1
+    assert "credential map does not exist" in capsys.readouterr().err
+    args = write_config(tmp_path, "", "")
+    os.environ["HOME"], home = str(tmp_path / "nohome"), os.environ.get("HOME", "")
+    try:
+        assert main(args) == 0
+    finally:
+        os.environ["HOME"] = home
+    assert "every login fails until 's3dsi map add'" in capsys.readouterr().out
+
+
+def test_password_file_checks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    passwd = tmp_path / "passwd"
+    args = write_config(tmp_path, f"pw_file {passwd}\n", f"s3_map_filename = {tmp_path / 'nomap'}\n")
+    assert main(args) == 1
+    assert f"gridftp-s3:1: password_file: {passwd}: no such file" in capsys.readouterr().err
+    passwd.write_text("alice:$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFd"
+                      "cbYEdFCoEOfaS35inz1\nbob:*\n")
+    passwd.chmod(0o600)
+    path = private_map(tmp_path, f"alice;AKIAALICE;{SECRET}\n")
+    args = write_config(tmp_path, f"pw_file {passwd}\n", f"s3_map_filename = {path}\n")
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "2 user(s)" in out
+    assert "cannot log in" in out
+    assert "user 'bob' has a password but no entry" in out
+
+
+def test_unwritable_log_location_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = write_config(tmp_path, f"log_single {tmp_path / 'no' / 'such' / 'dir' / 'x.log'}\n")
+    assert main(args) == 1
+    assert "log_single: directory" in capsys.readouterr().err
+
+
+def test_secret_environment_lines_are_not_shown(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY", raising=False)
+    monkeypatch.delenv("S3DSI_VISIBLE", raising=False)
+    args = write_config(tmp_path, f"$AWS_SECRET_ACCESS_KEY {SECRET}\n$S3DSI_VISIBLE shown\n")
+    try:
+        assert main(args) == 0
+    finally:
+        os.environ.pop("AWS_SECRET_ACCESS_KEY", None)
+        os.environ.pop("S3DSI_VISIBLE", None)
+    captured = capsys.readouterr()
+    assert SECRET not in captured.out + captured.err
+    assert "AWS_SECRET_ACCESS_KEY=***" in captured.out
+    assert "S3DSI_VISIBLE=shown" in captured.out
