@@ -364,7 +364,6 @@ class MemoryBackend:
         bucket = self._bucket(target, operation)
         if self._keys_under(bucket, target.dir_prefix):
             raise IsADirectory(f"{target.path}: Is a directory", operation=operation)
-        self._require_parent(bucket, target, operation)
 
     def _verify_crc(self, target: S3Path, data: bytes, crc32c: int | None) -> None:
         if crc32c is not None and _crc32c.crc32c(data) != crc32c:

@@ -456,7 +456,6 @@ class S3Backend:
         client = self._client(target, operation)
         if self._keys_under(client, target, target.dir_prefix, operation):
             raise IsADirectory(f"{target.path}: Is a directory", operation=operation)
-        self._require_parent(client, target, operation)
 
     def put_object(self, path: str, data: memoryview, *, crc32c: int | None = None,
                    tags: Mapping[str, str] | None = None) -> ObjectInfo:

@@ -254,8 +254,18 @@ def test_rename_errors(store: StoreUnderTest) -> None:
     with pytest.raises(IsADirectory):
         b.rename(store.path("f"), store.path("d"))
     with pytest.raises(PathNotFound):
-        b.rename(store.path("f"), store.path("nodir", "g"))
+        b.rename(store.path("f"), "/no-such-bucket-s3dsi/g")
     assert b.stat(store.path("f")).size == 4
+
+
+def test_writes_create_implicit_directories(store: StoreUnderTest) -> None:
+    """S3 prefixes are implicit: an upload may name a directory that has no marker yet."""
+    b = store.backend
+    b.check_writable(store.path("newdir", "sub", "f"))
+    b.put_object(store.path("newdir", "sub", "f"), memoryview(b"data"))
+    assert b.stat(store.path("newdir")).is_dir
+    with pytest.raises(PathNotFound):
+        b.check_writable("/no-such-bucket-s3dsi/f")
 
 
 # -- reading ------------------------------------------------------------------------------------------
@@ -332,8 +342,7 @@ def test_check_writable(store: StoreUnderTest) -> None:
         b.check_writable(store.path("d"))
     with pytest.raises(IsADirectory):
         b.check_writable(store.path())
-    with pytest.raises(PathNotFound):
-        b.check_writable(store.path("nodir", "new"))
+    b.check_writable(store.path("nodir", "new"))  # prefixes are implicit in S3
     with pytest.raises(PathNotFound):
         b.check_writable("/no-such-bucket-s3dsi-test/new")
     with pytest.raises(InvalidPath):

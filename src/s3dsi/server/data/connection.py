@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Protocol, cast
 
 
 class ConnectionReader(Protocol):
@@ -43,9 +43,8 @@ class DataConnection(asyncio.BufferedProtocol):
 
     # -- asyncio callbacks ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.set_write_buffer_limits(high=0, low=0)
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass it
+        self.transport.set_write_buffer_limits(high=0, low=0)
         peer = transport.get_extra_info("peername")
         if peer:
             self.peer = (str(peer[0]), int(peer[1]))
