@@ -1,0 +1,92 @@
+"""Interop fixtures: a real s3dsi daemon process over the moto S3 server, real client programs."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support.daemon import ProcessDaemon
+from tests.support.moto_server import MotoS3
+from tests.support.s3dsi_env import PASSWORD, USER, S3dsiConfig, client_env, ftp_url
+
+pytestmark = pytest.mark.interop
+
+
+@dataclass
+class S3dsi:
+    daemon: ProcessDaemon
+    config: S3dsiConfig
+    moto: MotoS3
+
+    def url(self, path: str, user: str = USER, password: str = PASSWORD) -> str:
+        return ftp_url(self.daemon, path, user, password)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.daemon.host, self.daemon.port
+
+    def object_bytes(self, bucket: str, key: str) -> bytes:
+        return self.moto.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        client = self.moto.client()
+        out: list[str] = []
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            out.extend(o["Key"] for o in page.get("Contents", []))
+        return out
+
+    def uploads(self, bucket: str) -> list[str]:
+        resp = self.moto.client().list_multipart_uploads(Bucket=bucket)
+        return [u["Key"] for u in resp.get("Uploads", [])]
+
+
+@pytest.fixture(scope="module")
+def s3dsi(moto_s3: MotoS3, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3dsi]:
+    """One daemon process per test module, configured like a site would (gridftp.d, S3 conf, map)."""
+    root = tmp_path_factory.mktemp("s3dsi")
+    config = S3dsiConfig(root, moto_s3.endpoint, moto_s3.access_key, moto_s3.secret_key).write()
+    daemon = config.start()
+    try:
+        yield S3dsi(daemon, config, moto_s3)
+    finally:
+        daemon.stop()
+
+
+@pytest.fixture
+def bucket(moto_s3: MotoS3) -> str:
+    return moto_s3.create_bucket()
+
+
+def need(program: str) -> str:
+    path = shutil.which(program)
+    if path is None:
+        pytest.fail(f"{program} is not installed (scripts/test installs it)")
+    return path
+
+
+def run(argv: Sequence[str], *, timeout: float = 120, check: bool = True,
+        input_text: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a client program; on failure the assertion message carries its output."""
+    proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, env=client_env(),
+                          input=input_text, check=False)
+    if check:
+        assert proc.returncode == 0, (
+            f"{argv[0]} exited {proc.returncode}\n"
+            f"stdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def unique(prefix: str = "f") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def write_file(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
