@@ -214,3 +214,62 @@ def send_blocks(conns: Sequence[socket.socket], plan: Sequence[tuple[int, int, b
     """plan: (connection index, offset, payload) in the order to send."""
     for idx, offset, payload in plan:
         conns[idx].sendall(block(offset, payload))
+
+
+class ModeEReceiver:
+    """The client side of MODE E downloads: keeps accepted connections across transfers (reuse)."""
+
+    def __init__(self, lsock: socket.socket) -> None:
+        self.lsock = lsock
+        self.socks: list[socket.socket] = []
+
+    def receive(self, timeout: float = 30.0) -> list[ReceivedStream]:
+        results: list[ReceivedStream] = []
+        errors: list[BaseException] = []
+        lock = threading.Lock()
+        threads: list[threading.Thread] = []
+
+        def reader(s: socket.socket) -> None:
+            try:
+                r = read_mode_e_stream(s)
+            except BaseException as exc:
+                with lock:
+                    errors.append(exc)
+                return
+            with lock:
+                results.append(r)
+
+        def start(s: socket.socket) -> None:
+            s.settimeout(timeout)
+            t = threading.Thread(target=reader, args=(s,), daemon=True)
+            t.start()
+            threads.append(t)
+
+        for s in self.socks:
+            start(s)
+        self.lsock.settimeout(0.05)
+        deadline = threading.Event()
+        timer = threading.Timer(timeout, deadline.set)
+        timer.start()
+        try:
+            while not deadline.is_set():
+                with lock:
+                    if errors:
+                        raise errors[0]
+                    counts = [r.eof_count for r in results if r.eof_count is not None]
+                    if counts and len(results) >= counts[0]:
+                        return list(results)
+                try:
+                    s, _ = self.lsock.accept()
+                except (TimeoutError, BlockingIOError):
+                    continue
+                self.socks.append(s)
+                start(s)
+            raise TimeoutError("MODE E transfer did not complete")
+        finally:
+            timer.cancel()
+
+    def close(self) -> None:
+        for s in self.socks:
+            s.close()
+        self.lsock.close()

@@ -11,6 +11,7 @@ import time
 from tests.functional.server.conftest import MiB, RunningDaemon
 from tests.support.ftp_client import (
     Client,
+    ModeEReceiver,
     accept_mode_e,
     assemble,
     block,
@@ -129,10 +130,11 @@ def test_mode_e_download_parallel_eret_and_rest(memory_daemon: RunningDaemon) ->
     assert c.cmd("OPTS RETR Parallelism=3,3,3;").code == 200
     lsock, port_cmd = c.port_listener()
     assert c.cmd(port_cmd).code == 200
+    sink = ModeEReceiver(lsock)
 
     def fetch(cmd: str, expect: str) -> list:
         result: dict[str, list] = {}
-        t = threading.Thread(target=lambda: result.setdefault("s", accept_mode_e(lsock, 3)))
+        t = threading.Thread(target=lambda: result.setdefault("s", sink.receive()))
         t.start()
         c.send(cmd)
         first = c.read_reply()
@@ -146,13 +148,17 @@ def test_mode_e_download_parallel_eret_and_rest(memory_daemon: RunningDaemon) ->
     assert len(streams) == 3
     assert [s.eof_count for s in streams if s.eof_count is not None] == [3]
     assert assemble(streams) == data
-    # cached connections: the next transfer reuses them (125) and ERET offsets start at 0
-    result: dict[str, list] = {}
-    c.send("ERET P 1000 5000 /data/big.bin")
-    assert c.read_reply().lines[0].startswith("125")
-    _, final = c.read_final()
-    assert final.code == 226
-    lsock.close()
+    # cached connections: the next transfer reuses them (125); ERET offsets start at 0
+    streams = fetch("ERET P 1000 5000 /data/big.bin", "125")
+    assert assemble(streams) == data[1000:6000]
+    assert c.cmd("REST 0-1000000,2000000-9000000").code == 350
+    streams = fetch("RETR /data/big.bin", "125")
+    got = {off: payload for st in streams for _d, off, payload in st.blocks}
+    assert sum(len(p) for p in got.values()) == 1000000 + len(data) - 9000000
+    for off, payload in got.items():
+        assert payload == data[off:off + len(payload)]
+        assert 1000000 <= off < 2000000 or off >= 9000000
+    sink.close()
     c.close()
 
 
