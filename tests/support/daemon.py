@@ -7,6 +7,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -31,7 +32,8 @@ class StaticAuthenticator:
 def test_settings(**overrides: object) -> Settings:
     base = Settings(port=0, control_interface="127.0.0.1", data_interface="127.0.0.1",
                     part_size_min=5 * 1024 * 1024, part_size_max=64 * 1024 * 1024,
-                    memory_budget=64 * 1024 * 1024, part_workers=4, threads=4)
+                    memory_budget=64 * 1024 * 1024, part_workers=4, threads=4,
+                    state_dir=tempfile.mkdtemp(prefix="s3dsi-state-"))
     return replace(base, **overrides)  # type: ignore[arg-type]
 
 

@@ -12,6 +12,7 @@ from s3dsi import __version__
 # Each module registers one subcommand: register(subparsers) -> None, setting ``func`` on its parser.
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "s3dsi.cli.serve",
+    "s3dsi.cli.janitor",
     "s3dsi.cli.check_config",
     "s3dsi.cli.map_cmd",
     "s3dsi.cli.passwd",

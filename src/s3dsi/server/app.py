@@ -15,6 +15,8 @@ from s3dsi.server.control import ControlStream
 from s3dsi.server.handlers import HANDLERS
 from s3dsi.server.session import Session
 from s3dsi.transfer.buffers import BufferPool
+from s3dsi.transfer.journal import UploadJournal
+from s3dsi.transfer.resume import sweep
 from s3dsi.transfer.workers import PartWorkers
 
 log = get_logger("s3dsi.daemon")
@@ -31,11 +33,13 @@ class Daemon:
             workers=PartWorkers(settings.part_workers),
             pool=BufferPool(settings.memory_budget),
             namespace_pool=ThreadPoolExecutor(max(2, settings.threads), thread_name_prefix="s3dsi-ns"),
+            journal=UploadJournal(settings.state_dir),
         )
         self._stdout = stdout if stdout is not None else sys.stdout
         self._server: asyncio.Server | None = None
         self._session_tasks: set[asyncio.Task[None]] = set()
         self.addresses: list[tuple[str, int]] = []
+        self._janitor: asyncio.Future[None] | None = None
 
     async def start(self) -> list[tuple[str, int]]:
         settings = self.settings
@@ -47,7 +51,21 @@ class Daemon:
         shown = f"[{first[0]}]" if ":" in first[0] else first[0]
         print(f"listening on {shown}:{first[1]}", file=self._stdout, flush=True)
         log.info("listening", addresses=[f"{h}:{p}" for h, p in self.addresses])
+        loop = asyncio.get_running_loop()
+        self._janitor = loop.run_in_executor(self.ctx.namespace_pool, self._sweep_orphans)
         return self.addresses
+
+    def _sweep_orphans(self) -> None:
+        """At start: abort uploads kept for restart that nobody resumed within orphan_upload_age."""
+        try:
+            result = sweep(self.ctx.journal, self.ctx.backends.backend_for,
+                           max_age=float(self.settings.orphan_upload_age))
+        except Exception:
+            log.exception("janitor failed")
+            return
+        if result.aborted or result.failed:
+            log.info("janitor", aborted=len(result.aborted), failed=len(result.failed),
+                     kept=len(result.kept))
 
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

@@ -12,6 +12,7 @@ from typing import Any, Protocol, TypeVar
 from s3dsi.config.settings import Settings
 from s3dsi.storage.backend import Backend
 from s3dsi.transfer.buffers import BufferPool
+from s3dsi.transfer.journal import UploadJournal
 from s3dsi.transfer.workers import PartWorkers
 
 T = TypeVar("T")
@@ -61,6 +62,7 @@ class DaemonContext:
     workers: PartWorkers
     pool: BufferPool
     namespace_pool: ThreadPoolExecutor
+    journal: UploadJournal
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     sessions: set[Any] = field(default_factory=set)
     on_transfer_done: Callable[[Any], None] | None = None

@@ -9,9 +9,11 @@ path aborts the multipart upload so an existing object of the same name stays un
 from __future__ import annotations
 
 import asyncio
+import time
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from s3dsi.protocol.errors import DsiError, NotSupported, PathNotFound, TransferAborted
+from s3dsi.protocol.errors import DataChannelError, DsiError, NotSupported, PathNotFound, TransferAborted
 from s3dsi.protocol.parsing import format_delayed_pasv
 from s3dsi.protocol.replies import (
     TRANSFER_COMPLETE,
@@ -29,7 +31,9 @@ from s3dsi.server.handlers.registry import handles
 from s3dsi.server.session import RunningTransfer
 from s3dsi.transfer.download import DownloadEngine
 from s3dsi.transfer.errors import DataTooFarOutOfOrder, IncompleteUpload
-from s3dsi.transfer.geometry import upload_plan
+from s3dsi.transfer.geometry import PartPlan, upload_plan
+from s3dsi.transfer.journal import JournalEntry
+from s3dsi.transfer.resume import Resumable, find_resumable
 from s3dsi.transfer.upload import UploadEngine
 
 if TYPE_CHECKING:
@@ -171,22 +175,78 @@ async def _object_exists(session: Session, path: str) -> bool:
     return True
 
 
-async def _refuse_partial_write(session: Session, path: str, kind: str, offset: int,
-                                rest_held: list[tuple[int, int]]) -> None:
+async def _refuse_partial_write(session: Session, path: str, kind: str, offset: int) -> None:
     """S3 objects cannot be modified in place: partial writes onto existing objects are refused."""
-    partial = kind == "APPE" or offset > 0 or any(end > start for start, end in rest_held)
-    if not partial and kind != "ESTO":
+    if kind == "STOR":
         return
     exists = await _object_exists(session, path)
     if kind == "APPE" and exists:
         raise NotSupported("APPE onto an existing object is not supported: S3 objects cannot be appended "
                            "to; upload the whole file with STOR", code=504)
-    if any(end > start for start, end in rest_held):
-        raise NotSupported("REST with STOR is not supported here: no unfinished upload to resume; "
-                           "resend the whole file", code=504)
     if kind == "ESTO" and (exists or offset > 0):
         raise NotSupported("ESTO onto an existing object or at a non-zero offset is not supported: "
                            "S3 objects cannot be modified in place", code=504)
+
+
+async def _resumable(session: Session, path: str, held: list[tuple[int, int]]) -> Resumable:
+    """REST ranges on STOR: the unfinished upload they continue, or a refusal before 150."""
+    ctx = session.ctx
+    found = await ctx.call(find_resumable, session.user_backend, ctx.journal, session.state.user or "",
+                           path, held)
+    if found is None:
+        raise NotSupported("REST does not match an unfinished upload of this file on this server; "
+                           "restart the transfer from the beginning")
+    session.log.info("resuming upload", path=path, upload_id=found.entry.upload_id,
+                     parts=len(found.parts))
+    return found
+
+
+class RestartKeeper:
+    """Journals a MODE E upload once the client has been told ranges are stored (111 markers), so a
+    broken transfer can be resumed with REST; removes the entry when the upload ends."""
+
+    def __init__(self, session: Session, path: str, engine: UploadEngine, plan: PartPlan,
+                 entry: JournalEntry | None) -> None:
+        self.session = session
+        self.path = path
+        self.engine = engine
+        self.plan = plan
+        self.entry = entry
+
+    def ranges(self) -> list[tuple[int, int]]:
+        """The ticker's range source: new durable ranges, journalled before the client hears of them."""
+        new = self.engine.pop_committed_ranges()
+        if new and self.engine.upload_id is not None:
+            self._record()
+        return new
+
+    def _record(self) -> None:
+        upload_id = self.engine.upload_id
+        assert upload_id is not None
+        base = self.entry or JournalEntry(user=self.session.state.user or "", path=self.path,
+                                          upload_id=upload_id, plan=self.plan.to_dict())
+        self.entry = replace(base, parts=tuple(self.engine.committed_parts()), updated=time.time())
+        try:
+            self.session.ctx.journal.record(self.entry)
+        except OSError as err:
+            self.session.log.warning("cannot write the restart journal", error=str(err))
+
+    def keep_on(self, failure: BaseException) -> bool:
+        """A broken connection after markers were sent keeps the upload for a REST restart."""
+        if self.entry is None or self.engine.upload_id is None:
+            return False
+        transfer = self.session.transfer
+        if transfer is not None and transfer.aborted_by_client:
+            return False
+        broken = isinstance(failure, DataChannelError) or (
+            isinstance(failure, asyncio.CancelledError) and self.session.control_closed)
+        if broken:
+            self._record()
+        return broken
+
+    def done(self) -> None:
+        if self.entry is not None:
+            self.session.ctx.journal.remove(self.entry)
 
 
 async def _upload(session: Session, path: str, *, kind: str, offset: int) -> None:
@@ -194,18 +254,26 @@ async def _upload(session: Session, path: str, *, kind: str, offset: int) -> Non
     settings = ctx.settings
     rest = session.core.take_rest()
     allo = session.core.take_allo()
-    held = list(rest.held) if rest is not None else []
+    held = [(a, b) for a, b in (rest.held if rest is not None else []) if b > a]
+    resumed: Resumable | None = None
     try:
-        await _refuse_partial_write(session, path, kind, offset, held)
-        plan = upload_plan(allo + offset if allo else None, min_part=settings.part_size_min,
-                           max_part=settings.part_size_max, budget=settings.memory_budget)
+        await _refuse_partial_write(session, path, kind, offset)
+        if held:
+            resumed = await _resumable(session, path, held)
+            plan = resumed.plan
+        else:
+            plan = upload_plan(allo + offset if allo else None, min_part=settings.part_size_min,
+                               max_part=settings.part_size_max, budget=settings.memory_budget)
         engine = UploadEngine(session.user_backend, path, plan=plan, pool=ctx.pool, workers=ctx.workers,
-                              checksums=settings.upload_checksums, base_offset=offset)
+                              checksums=settings.upload_checksums, base_offset=offset,
+                              upload_id=resumed.entry.upload_id if resumed else None,
+                              committed_parts=resumed.parts if resumed else ())
         await engine.open()
     except DsiError as err:
         await session.reply(transfer_failed_reply(err))
         return
     transfer = RunningTransfer(kind, path)
+    keeper = RestartKeeper(session, path, engine, plan, resumed.entry if resumed else None)
 
     async def body() -> None:
         receive: Receive | None = None
@@ -216,14 +284,14 @@ async def _upload(session: Session, path: str, *, kind: str, offset: int) -> Non
                 reused = session.channels.begin_mode_e_receive(receive)
                 await session.reply(preliminary(reused))
                 ticker = MarkerTicker(session.reply, bytes_done=lambda: engine.bytes_received,
-                                      perf_interval=state.perf_interval,
-                                      ranges=engine.pop_committed_ranges,
+                                      perf_interval=state.perf_interval, ranges=keeper.ranges,
                                       range_interval=state.restart_interval)
                 await ticker.perf_now()
                 ticker.start()
                 await _await_receive(receive, engine)
                 session.channels.end_mode_e_receive(keep=True)
-                _check_allo(engine, allo, offset)
+                if resumed is None:
+                    _check_allo(engine, allo, offset)
                 await engine.finish()
                 await ticker.stop()
                 await ticker.perf_now()
@@ -236,14 +304,19 @@ async def _upload(session: Session, path: str, *, kind: str, offset: int) -> Non
                     await _await_receive(receive, engine)
                 finally:
                     conn.close()
-                _check_allo(engine, allo, offset)
+                if resumed is None:
+                    _check_allo(engine, allo, offset)
                 if not allo:
                     await _confirm_client_alive(session)
                 await engine.finish()
-        except BaseException:
+            keeper.done()
+        except BaseException as failure:
             if state.mode == "E":
                 session.channels.end_mode_e_receive(keep=False)
-            await asyncio.shield(engine.abort())
+            keep = keeper.keep_on(failure)
+            await asyncio.shield(engine.abort(keep_upload=keep))
+            if not keep:
+                keeper.done()
             raise
         finally:
             if ticker is not None:

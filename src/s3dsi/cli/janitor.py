@@ -1,0 +1,45 @@
+"""``s3dsi janitor``: abort this service's unfinished multipart uploads that nobody resumed."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from s3dsi.config.arguments import add_config_arguments, settings_from_args
+from s3dsi.protocol.errors import ConfigError
+from s3dsi.server.backends import MapFileBackends
+from s3dsi.storage.s3 import S3BackendFactory
+from s3dsi.storage.s3clients import S3Config
+from s3dsi.transfer.journal import UploadJournal
+from s3dsi.transfer.resume import sweep
+
+
+def register(subparsers: Any) -> None:
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "janitor", help="abort unfinished uploads kept for restart that are older than orphan_upload_age")
+    add_config_arguments(p)
+    p.add_argument("--max-age", type=float, metavar="SECONDS",
+                   help="abort uploads untouched for this long (default: orphan_upload_age)")
+    p.add_argument("--dry-run", action="store_true", help="only list what would be aborted")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = settings_from_args(args)
+    except ConfigError as err:
+        print(f"s3dsi janitor: {err}", file=sys.stderr)
+        return 2
+    journal = UploadJournal(settings.state_dir)
+    backends = MapFileBackends(settings, S3BackendFactory(S3Config.from_settings(settings)))
+    max_age = args.max_age if args.max_age is not None else float(settings.orphan_upload_age)
+    result = sweep(journal, backends.backend_for, max_age=max_age, dry_run=args.dry_run)
+    verb = "would abort" if args.dry_run else "aborted"
+    for entry in result.aborted:
+        print(f"{verb}: {entry.path} (upload {entry.upload_id}, user {entry.user})")
+    for entry, reason in result.failed:
+        print(f"failed: {entry.path} (upload {entry.upload_id}): {reason}", file=sys.stderr)
+    print(f"{len(result.aborted)} {verb}, {len(result.kept)} kept (younger than {max_age:.0f} s), "
+          f"{len(result.failed)} failed")
+    return 1 if result.failed else 0
