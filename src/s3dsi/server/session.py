@@ -71,13 +71,19 @@ class Session:
         self.lines = ControlLineBuffer()
         settings = ctx.settings
         self.channels = DataChannels(data_host=settings.data_interface or local[0],
-                                     port_range=settings.port_range)
+                                     port_range=settings.port_range, socket_buffer=self._socket_buffer)
         self.backend: Backend | None = None
         self.transfer: RunningTransfer | None = None
         self.log = get_logger("s3dsi.session", session=self.id, remote=peer[0])
         self._queue: asyncio.Queue[CommandLine | None] = asyncio.Queue(QUEUE_LIMIT)
         self._closing = False
         self.control_closed = False
+
+    def _socket_buffer(self) -> int | None:
+        """SBUF, else SITE RETRBUFSIZE/STORBUFSIZE: the TCP buffer size for new data connections."""
+        state = self.state
+        sizes = [x for x in (state.retr_bufsize, state.stor_bufsize) if x]
+        return state.sbuf or (max(sizes) if sizes else None)
 
     # -- replies ---------------------------------------------------------------------------------
     async def reply(self, reply: Reply) -> None:

@@ -12,10 +12,10 @@ import asyncio
 import errno
 import random
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from s3dsi.protocol.errors import DataChannelError, DataChannelRefused, DsiError
+from s3dsi.protocol.errors import DataChannelRefused, DsiError
 from s3dsi.server.data.connection import DataConnection
 from s3dsi.server.data.receive import Receive
 
@@ -57,10 +57,10 @@ class _Listener:
 
 class DataChannels:
     def __init__(self, *, data_host: str, port_range: tuple[int, int] | None,
-                 socket_buffer: int | None = None) -> None:
+                 socket_buffer: Callable[[], int | None] | None = None) -> None:
         self.data_host = data_host
         self.port_range = port_range
-        self.socket_buffer = socket_buffer
+        self._socket_buffer = socket_buffer or (lambda: None)
         self._listener: _Listener | None = None
         self._active: list[tuple[str, int]] | None = None
         self._delayed = False
@@ -125,7 +125,7 @@ class DataChannels:
         holder: dict[str, _Listener] = {}
 
         def on_made(conn: DataConnection) -> None:
-            conn.set_buffer_sizes(self.socket_buffer)
+            conn.set_buffer_sizes(self._socket_buffer())
             self._accepted(holder["l"], conn)
 
         ports: list[int] = [0]
@@ -195,7 +195,7 @@ class DataChannels:
                 loop.create_connection(DataConnection, address[0], address[1]), CONNECT_TIMEOUT)
         except (OSError, TimeoutError) as exc:
             raise DataChannelRefused(f"Can't open data connection to {address[0]}:{address[1]}") from exc
-        conn.set_buffer_sizes(self.socket_buffer)
+        conn.set_buffer_sizes(self._socket_buffer())
         return conn
 
     # -- MODE E sending (we connect) -----------------------------------------------------------
@@ -266,7 +266,3 @@ class DataChannels:
             for c in self._cached:
                 c.close()
             self._cached = []
-
-    def check_stream_channel_error(self) -> None:
-        if not self.has_setup:
-            raise DataChannelError("no data connection")
