@@ -13,7 +13,7 @@ import errno
 import random
 import socket
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from typing import Protocol
 
 from s3dsi.protocol.errors import DataChannelRefused, DsiError
 from s3dsi.server.data.connection import DataConnection
@@ -38,10 +38,20 @@ class NoDataSetup(DsiError):
     default_text = "Can't open data connection: use PASV or PORT first"
 
 
-@dataclass(frozen=True)
-class PortRange:
-    low: int
-    high: int
+class DataSecurity(Protocol):
+    """The seam for protected data channels (DCAU/PROT under GSI, a later issue).
+
+    Called for every new data connection before any transfer byte moves: ``initiator`` is True for
+    connections we opened (we are the TLS client). It may replace the connection's transport (for
+    example with ``loop.start_tls``); command handlers never see the difference.
+    """
+
+    async def secure(self, conn: DataConnection, *, initiator: bool) -> DataConnection: ...
+
+
+class ClearData:
+    async def secure(self, conn: DataConnection, *, initiator: bool) -> DataConnection:
+        return conn
 
 
 class _Listener:
@@ -57,7 +67,10 @@ class _Listener:
 
 class DataChannels:
     def __init__(self, *, data_host: str, port_range: tuple[int, int] | None,
-                 socket_buffer: Callable[[], int | None] | None = None) -> None:
+                 socket_buffer: Callable[[], int | None] | None = None,
+                 security: DataSecurity | None = None) -> None:
+        self.security: DataSecurity = security or ClearData()
+        self._admitting: set[asyncio.Task[None]] = set()
         self.data_host = data_host
         self.port_range = port_range
         self._socket_buffer = socket_buffer or (lambda: None)
@@ -151,6 +164,22 @@ class DataChannels:
         raise DataChannelRefused(f"no free data port in port_range ({last_error})")
 
     def _accepted(self, listener: _Listener, conn: DataConnection) -> None:
+        if isinstance(self.security, ClearData):
+            self._route(listener, conn)
+            return
+        task = asyncio.ensure_future(self._admit(listener, conn))
+        self._admitting.add(task)
+        task.add_done_callback(self._admitting.discard)
+
+    async def _admit(self, listener: _Listener, conn: DataConnection) -> None:
+        try:
+            secured = await self.security.secure(conn, initiator=False)
+        except (OSError, DsiError):
+            conn.abort()
+            return
+        self._route(listener, secured)
+
+    def _route(self, listener: _Listener, conn: DataConnection) -> None:
         if listener is not self._listener:
             conn.close()
             return
@@ -196,7 +225,7 @@ class DataChannels:
         except (OSError, TimeoutError) as exc:
             raise DataChannelRefused(f"Can't open data connection to {address[0]}:{address[1]}") from exc
         conn.set_buffer_sizes(self._socket_buffer())
-        return conn
+        return await self.security.secure(conn, initiator=True)
 
     # -- MODE E sending (we connect) -----------------------------------------------------------
     async def mode_e_senders(self, parallelism: int) -> tuple[list[DataConnection], bool]:
