@@ -138,7 +138,9 @@ class MemoryBackend:
 
     def _require_parent(self, bucket: _Bucket, target: S3Path, operation: str) -> None:
         if target.parent_prefix and not self._keys_under(bucket, target.parent_prefix):
-            raise PathNotFound(f"{target.path}: parent directory does not exist", operation=operation)
+            # gfal2 derives errno from this text ("No such file" -> ENOENT); mkdir -p relies on it
+            raise PathNotFound(f"{target.path}: No such file or directory (parent directory does not exist)",
+                               operation=operation)
 
     def _directory_or_missing(self, bucket: _Bucket, target: S3Path, operation: str) -> NoReturn:
         """For a name with no object: IsADirectory if it is a prefix, else PathNotFound."""

@@ -155,7 +155,9 @@ class S3Backend:
 
     def _require_parent(self, client: S3Client, target: S3Path, operation: str) -> None:
         if target.parent_prefix and not self._keys_under(client, target, target.parent_prefix, operation):
-            raise PathNotFound(f"{target.path}: parent directory does not exist", operation=operation)
+            # gfal2 derives errno from this text ("No such file" -> ENOENT); mkdir -p relies on it
+            raise PathNotFound(f"{target.path}: No such file or directory (parent directory does not exist)",
+                               operation=operation)
 
     def _object_entry(self, target: S3Path, head: HeadObjectOutputTypeDef) -> Entry:
         return Entry(name=target.name, is_dir=False, size=head["ContentLength"],

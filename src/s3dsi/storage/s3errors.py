@@ -62,9 +62,10 @@ _REDIRECT = {"PermanentRedirect", "TemporaryRedirect", "301", "307", "Authorizat
              "IllegalLocationConstraintException"}
 
 # Our own wording per code; the code itself is always put in front ("S3 <Code>: ...").
+# gfal2 derives errno from reply text ("No such file" -> ENOENT), so not-found texts start with it.
 _EXPLAIN: Mapping[str, str] = {
-    "NoSuchKey": "no such object",
-    "NoSuchBucket": "no such bucket",
+    "NoSuchKey": "No such file or directory (no such object)",
+    "NoSuchBucket": "No such file or directory (no such bucket)",
     "NoSuchUpload": "the multipart upload no longer exists (aborted or completed)",
     "BucketAlreadyOwnedByYou": "the bucket already exists and is owned by you",
     "BucketAlreadyExists": "the bucket name is already taken by another account (bucket names are global)",

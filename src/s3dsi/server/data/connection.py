@@ -4,6 +4,10 @@ Receiving is zero-copy: an attached ``ConnectionReader`` hands out views into pa
 kernel fills them (recv_into). Sending uses write-buffer limits of zero, so that ``drain()`` returns only
 once every byte has left the transport's buffer: callers may then hand the memory back to the pool
 (uvloop keeps references to written buffers instead of copying them).
+
+Bytes (and an EOF) that arrive while no reader is attached are held and handed to the next reader:
+uvloop starts reading right after ``connection_made`` whatever that callback asked for, so a client
+that sends as soon as it has connected (delayed passive, pipelined STOR) can beat ``attach``.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import asyncio
 import socket
 from collections.abc import Callable, Sequence
 from typing import Protocol, cast
+
+_SCRATCH_SIZE = 64 * 1024
 
 
 class ConnectionReader(Protocol):
@@ -34,7 +40,11 @@ class DataConnection(asyncio.BufferedProtocol):
         self.transport: asyncio.Transport | None = None
         self.peer: tuple[str, int] | None = None
         self._reader: ConnectionReader | None = None
-        self._reading_paused = False
+        self._reading_paused = False  # what we want; the transport follows in _apply_reading
+        self._early = bytearray()  # bytes that came with no reader attached
+        self._early_eof = False
+        self._scratch: bytearray | None = None
+        self._feeding = False
         self._write_paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
         self.lost: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
@@ -55,23 +65,32 @@ class DataConnection(asyncio.BufferedProtocol):
             except OSError:
                 pass
         if self._reader is None:
-            self.pause_reading()
+            self.pause_reading()  # holds on asyncio; uvloop resumes after this returns (see get_buffer)
         if self._on_made is not None:
             self._on_made(self)
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        assert self._reader is not None, "data arrived with no reader attached"
+        if self._reader is None or self._early:
+            if self._scratch is None:
+                self._scratch = bytearray(_SCRATCH_SIZE)
+            return memoryview(self._scratch)
         return self._reader.get_buffer(sizehint)
 
     def buffer_updated(self, nbytes: int) -> None:
-        assert self._reader is not None
+        if self._reader is None or self._early:
+            assert self._scratch is not None
+            self._early += self._scratch[:nbytes]
+            self._apply_reading()  # hold the rest in the kernel until a reader takes these
+            return
         self._reader.buffer_updated(nbytes)
 
     def eof_received(self) -> bool:
         self.eof = True
         self.reusable = False
-        if self._reader is not None:
+        if self._reader is not None and not self._early:
             self._reader.eof_received()
+        else:
+            self._early_eof = True
         return True  # keep our side open until we close it
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -97,22 +116,58 @@ class DataConnection(asyncio.BufferedProtocol):
 
     def attach(self, reader: ConnectionReader) -> None:
         self._reader = reader
-        self.resume_reading()  # takes effect on the next loop iteration; bind() may pause again
-        reader.bind(self)
+        self._reading_paused = False
+        reader.bind(self)  # may pause again (no room in the sink)
+        self._feed_early()
+        if self.is_closed and self._reader is reader and not self._early and not self._early_eof:
+            self._reader = None
+            reader.connection_lost(self.lost.result())  # lost before anyone listened
+            return
+        self._apply_reading()
 
     def detach(self) -> None:
         self._reader = None
         self.pause_reading()
 
     def pause_reading(self) -> None:
-        if self.transport is not None and not self._reading_paused and not self.is_closed:
-            self._reading_paused = True
-            self.transport.pause_reading()
+        self._reading_paused = True
+        self._apply_reading()
 
     def resume_reading(self) -> None:
-        if self.transport is not None and self._reading_paused and not self.is_closed:
-            self._reading_paused = False
-            self.transport.resume_reading()
+        self._reading_paused = False
+        self._feed_early()
+        self._apply_reading()
+
+    def _apply_reading(self) -> None:
+        transport = self.transport
+        if transport is None or self.is_closed or transport.is_closing():
+            return
+        want = not self._reading_paused and self._reader is not None and not self._early
+        if want and not transport.is_reading():
+            transport.resume_reading()
+        elif not want and transport.is_reading():
+            transport.pause_reading()
+
+    def _feed_early(self) -> None:
+        """Hand held bytes (then a held EOF) to the reader, as far as it takes them now."""
+        if self._feeding:
+            return
+        self._feeding = True
+        try:
+            while self._early and self._reader is not None and not self._reading_paused:
+                reader = self._reader
+                view = reader.get_buffer(len(self._early))
+                n = min(len(view), len(self._early))
+                if n == 0:
+                    break
+                view[:n] = self._early[:n]
+                del self._early[:n]
+                reader.buffer_updated(n)
+            if self._early_eof and not self._early and self._reader is not None and not self._reading_paused:
+                self._early_eof = False
+                self._reader.eof_received()
+        finally:
+            self._feeding = False
 
     def set_buffer_sizes(self, size: int | None) -> None:
         """SBUF / SITE RETRBUFSIZE: socket buffers for this connection."""
