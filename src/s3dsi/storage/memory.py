@@ -274,6 +274,7 @@ class MemoryBackend:
             if under != [target.marker_key]:
                 raise DirectoryNotEmpty(f"{path}: Directory not empty", operation="rmdir")
             del bucket.objects[target.marker_key]
+            self._keep_parent(bucket, target)
 
     def delete(self, path: str) -> None:
         target = parse_path(path)
@@ -283,6 +284,12 @@ class MemoryBackend:
             bucket = self._bucket(target, "unlink")
             if bucket.objects.pop(target.key, None) is None:
                 self._directory_or_missing(bucket, target, "unlink")
+            self._keep_parent(bucket, target)
+
+    def _keep_parent(self, bucket: _Bucket, target: S3Path) -> None:
+        """As S3Backend: the last key gone, an implicit parent directory stays as a marker."""
+        if target.parent_prefix and not self._keys_under(bucket, target.parent_prefix):
+            self._store(bucket, target.parent_prefix, b"", _md5(b""), storage_class="STANDARD")
 
     def rename(self, src: str, dst: str) -> None:
         source, dest = parse_path(src), parse_path(dst)
@@ -302,6 +309,7 @@ class MemoryBackend:
                                  storage_class=obj.storage_class)
             copied.restore = obj.restore
             del bucket.objects[source.key]
+            self._keep_parent(bucket, source)
 
     # -- reading -----------------------------------------------------------------------------------------
     def head_object(self, path: str, *, with_tags: bool = False) -> ObjectInfo:

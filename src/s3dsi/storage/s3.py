@@ -312,6 +312,7 @@ class S3Backend:
         if len(under) > 1 or under[0]["Key"] != target.marker_key:
             raise DirectoryNotEmpty(f"{path}: Directory not empty", operation="rmdir")
         self._delete_key(client, target, target.marker_key, "rmdir")
+        self._keep_parent(client, target, "rmdir")
 
     def _delete_key(self, client: S3Client, target: S3Path, key: str, operation: str) -> None:
         try:
@@ -329,6 +330,17 @@ class S3Backend:
                 raise IsADirectory(f"{path}: Is a directory", operation="unlink")
             raise PathNotFound(f"{path}: No such file or directory", operation="unlink")
         self._delete_key(client, target, target.key, "unlink")
+        self._keep_parent(client, target, "unlink")
+
+    def _keep_parent(self, client: S3Client, target: S3Path, operation: str) -> None:
+        """Removing the last key under an implicit directory would make the directory vanish; as on a
+        file system it stays, now as an explicit (empty) directory marker."""
+        if not target.parent_prefix or self._keys_under(client, target, target.parent_prefix, operation):
+            return
+        try:
+            client.put_object(Bucket=target.bucket, Key=target.parent_prefix, Body=b"")
+        except _S3_FAILURES as exc:
+            raise self._fail(exc, target, operation) from exc
 
     def rename(self, src: str, dst: str) -> None:
         source, dest = parse_path(src), parse_path(dst)
@@ -356,6 +368,7 @@ class S3Backend:
         except _S3_FAILURES as exc:
             raise self._fail(exc, dest, "rename") from exc
         self._delete_key(src_client, source, source.key, "rename")
+        self._keep_parent(src_client, source, "rename")
 
     # -- reading ---------------------------------------------------------------------------------------
     def head_object(self, path: str, *, with_tags: bool = False) -> ObjectInfo:

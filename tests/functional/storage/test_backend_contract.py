@@ -412,3 +412,17 @@ def test_names_with_special_characters(store: StoreUnderTest, name: str) -> None
     assert store.read_all(store.path("dir " + name, name)) == name.encode()
     b.rename(store.path("dir " + name, name), store.path(name))
     assert b.stat(store.path(name)).size == len(name.encode())
+
+
+def test_implicit_directory_survives_its_last_file(store: StoreUnderTest) -> None:
+    """Deleting or renaming away the last file of a directory leaves the (now empty) directory."""
+    b = store.backend
+    b.put_object(store.path("imp", "sub", "f"), memoryview(b"x"))
+    b.put_object(store.path("imp", "g"), memoryview(b"y"))
+    b.delete(store.path("imp", "sub", "f"))
+    assert b.stat(store.path("imp", "sub")).is_dir
+    assert [e.name for page in b.list_pages(store.path("imp", "sub")) for e in page] == []
+    b.rename(store.path("imp", "g"), store.path("moved"))
+    assert b.stat(store.path("imp")).is_dir
+    b.rmdir(store.path("imp", "sub"))
+    b.rmdir(store.path("imp"))
