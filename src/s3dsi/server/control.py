@@ -4,11 +4,16 @@ A ``ControlLayer`` sits between the socket and the line parser: ``incoming`` tur
 plain command bytes, ``outgoing`` turns a reply into wire bytes. Clear text passes bytes through; a
 GSSAPI layer (a later issue) unwraps ``ENC``/``MIC`` lines and wraps every reply line separately as
 ``631``/``632``. Command handlers never see the difference.
+
+Urgent (TCP out-of-band) bytes are kept in the stream: clients that send ``ABOR`` as urgent data
+(Python's ftplib sends the whole ``ABOR\r\n`` with MSG_OOB, so its final LF is the urgent byte;
+Globus marks the Telnet DM) would otherwise lose that byte, and the line would never end.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -31,6 +36,17 @@ class ClearText:
         return b"".join(encode_line(line) + b"\r\n" for line in lines)
 
 
+def keep_urgent_inline(writer: asyncio.StreamWriter) -> None:
+    """SO_OOBINLINE: the urgent byte stays in place in the byte stream instead of being dropped."""
+    sock = writer.get_extra_info("socket")
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
+    except (OSError, AttributeError):
+        pass  # not a TCP socket (tests, unix pipes): nothing can arrive out of band
+
+
 class ControlStream:
     """Reads raw bytes and writes replies for one session, through its layer."""
 
@@ -40,6 +56,7 @@ class ControlStream:
         self.writer = writer
         self.layer: ControlLayer = layer or ClearText()
         self._write_lock = asyncio.Lock()
+        keep_urgent_inline(writer)
 
     async def read(self) -> bytes:
         """Plain command bytes; b"" at end of stream."""

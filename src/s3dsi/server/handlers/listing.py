@@ -22,6 +22,7 @@ from s3dsi.server.handlers.registry import handles
 from s3dsi.server.handlers.transfers import finish_transfer, open_stream_connection, preliminary
 from s3dsi.server.session import RunningTransfer
 from s3dsi.storage.backend import Entry
+from s3dsi.storage.paths import unique_for
 
 if TYPE_CHECKING:
     from s3dsi.server.session import Session
@@ -59,7 +60,7 @@ def _formatter(session: Session, verb: str) -> LineFormat:
 
 def _dot_entries(path: str, here: Entry) -> tuple[Entry, Entry]:
     up = parent(path)
-    up_entry = Entry(name="..", is_dir=True, size=0, modified=None, unique=f"dir:{up}")
+    up_entry = Entry(name="..", is_dir=True, size=0, modified=None, unique=unique_for(up))
     return replace(here, name="."), up_entry
 
 
