@@ -60,8 +60,12 @@ def _check_accounts(settings: Settings, found: Findings) -> None:
             found.warnings.append(f"{settings.sources['process_user']}: process_user "
                                   f"{settings.process_user!r} does not exist on this host; 'serve' started "
                                   "as root refuses to start until it does")
+    elif os.geteuid() == 0 and settings.allow_root:
+        found.warnings.append("process_user is not set and allow_root is 1: sessions would run as root")
     elif os.geteuid() == 0:
-        found.warnings.append("process_user is not set: sessions would run as root")
+        found.notes.append("process_user is not set: started as root, 'serve' runs each session in its own "
+                           "process as the logged-in user, who needs a local account and reads their own "
+                           "~/.globus/s3")
     if settings.process_group:
         try:
             grp.getgrnam(settings.process_group)

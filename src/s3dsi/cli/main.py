@@ -17,6 +17,8 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "s3dsi.cli.map_cmd",
     "s3dsi.cli.passwd",
     "s3dsi.cli.policy",
+    "s3dsi.cli.status",
+    "s3dsi.cli.probe",
 )
 
 

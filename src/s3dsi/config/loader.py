@@ -42,7 +42,7 @@ DEFAULT_S3_CONF = "/etc/globus/globus-gridftp-server-s3.conf"
 PORT_RANGE_ENV = "GLOBUS_TCP_PORT_RANGE"
 S3_DEBUG_ENV = "GLOBUS_S3_DEBUG"
 _ENV_FIELDS = {PORT_RANGE_ENV: "port_range", S3_DEBUG_ENV: "s3_debug"}
-BOOKKEEPING_FIELDS = frozenset({"environment", "sources", "warnings", "config_files"})
+BOOKKEEPING_FIELDS = frozenset({"environment", "sources", "warnings", "config_files", "s3_map_template"})
 SETTING_FIELDS = tuple(f.name for f in dataclasses.fields(Settings) if f.name not in BOOKKEEPING_FIELDS)
 
 
@@ -351,6 +351,7 @@ def load_settings(*, config_file: str | None = None, config_dir: str | None = No
     _apply_s3_conf(s3_conf, draft)
     if overrides:
         _apply_overrides(overrides, draft)
+    map_template = typing.cast("str | None", draft.values["s3_map_filename"])
     _derive(draft, env)
     _validate(draft)
     fields: dict[str, Any] = {
@@ -359,5 +360,6 @@ def load_settings(*, config_file: str | None = None, config_dir: str | None = No
         "environment": types.MappingProxyType(dict(draft.environment)),
         "warnings": tuple(draft.warnings),
         "config_files": tuple(draft.files),
+        "s3_map_template": map_template,
     }
     return Settings(**fields)

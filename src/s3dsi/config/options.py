@@ -82,6 +82,8 @@ GRIDFTP_OPTIONS: dict[str, OptionSpec] = {
     "control_preauth_timeout": OptionSpec("preauth_timeout", _non_negative_gt_int),
     "preauth_timeout": OptionSpec("preauth_timeout", _non_negative_gt_int),
     "port_allow": OptionSpec("port_allow", v.parse_networks),  # s3dsi's own: third-party PORT targets
+    # GT: "allow clients to be mapped to root"; here: root without process_user runs sessions as root
+    "allow_root": OptionSpec("allow_root", v.parse_gt_bool),
 }
 
 # ``hostname`` sets both interfaces unless they are set themselves (handled by the loader).
@@ -122,7 +124,7 @@ IGNORED_GT_OPTIONS = frozenset({
     "ipc_deny_from", "allow_from", "deny_from", "encrypt_data", "secure_ipc", "ipc_auth_mode",
     "ipc_user_name", "ipc_subject", "ipc_credential", "ipc_cookie", "anonymous_group", "sharing_dn",
     "sharing_state_dir", "sharing_control", "sharing_rp", "sharing_users_allow", "sharing_users_deny",
-    "sharing_groups_allow", "sharing_groups_deny", "allow_root", "allow_disabled_login",
+    "sharing_groups_allow", "sharing_groups_deny", "allow_disabled_login",
     "connections_disabled", "offline_msg", "disable_command_list", "cas", "use_home_dirs", "home_dir",
     "restrict_paths", "rp_follow_symlinks", "acl", "log_module", "log_unique", "log_filemode",
     "disable_usage_stats", "usage_stats_target", "usage_stats_id", "remote_nodes", "hybrid", "data_node",

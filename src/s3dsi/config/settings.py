@@ -44,19 +44,21 @@ class Settings:
     preauth_timeout: int = 120  # GT option name: control_preauth_timeout
     s3_debug: str | None = None  # GLOBUS_S3_DEBUG "LEVEL[,PATH]" (environment or a `$` line)
     port_allow: tuple[str, ...] = ()  # networks besides the client's own that PORT may name (3rd party)
+    allow_root: bool = False  # started as root without process_user: run sessions as root, no fork
     # ---- S3 connector conf -----------------------------------------------------------------------
     host_name: str = "https://s3.amazonaws.com"  # endpoint URL of the default region
     s3_map_filename: str | None = None  # None: ~/.globus/s3 of the process user
     region: str = "us-east-1"
     addressing_style: AddressingStyle = "auto"
-    part_size_min: int = 8 * MiB
+    part_size_min: int = 16 * MiB  # also the ranged-GET size; 8M costs more CPU (docs/performance.md)
     part_size_max: int = 512 * MiB
     part_workers: int = 8
     memory_budget: int = 160 * MiB  # in-flight part buffers, whole process
     storage_class: str | None = None
     verify_tls: bool = True
     ca_bundle: str | None = None
-    upload_checksums: tuple[str, ...] = ("MD5", "ADLER32", "CRC32C")  # computed while receiving
+    # computed while receiving; MD5 (1.4 CPU s/GiB, serial) is opt-in: docs/performance.md
+    upload_checksums: tuple[str, ...] = ("ADLER32", "CRC32C")
     state_dir: str | None = None  # resumable-upload journal; None: a per-user default
     orphan_upload_age: int = 24 * 3600  # janitor aborts this service's unfinished uploads older
     shutdown_grace: int = 30  # seconds SIGTERM lets running transfers finish
@@ -68,3 +70,6 @@ class Settings:
     sources: Mapping[str, str] = field(default_factory=dict)  # field name -> origin
     warnings: tuple[str, ...] = ()  # unknown options etc., each naming file and line
     config_files: tuple[str, ...] = ()  # the files read, in the order they were applied
+    # s3_map_filename as configured, before ~/$HOME/$USER expansion (None: the default ~/.globus/s3);
+    # per-session processes expand it for each session's user
+    s3_map_template: str | None = None

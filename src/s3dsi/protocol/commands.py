@@ -118,6 +118,7 @@ _SITE_TABLE: Final = (
     SiteCommandSpec("VERSION", "SITE VERSION", "none"),
     SiteCommandSpec("SETDISKSTACK", "SITE SETDISKSTACK <sp> drivers (accepted and ignored)", "optional"),
     SiteCommandSpec("SETNETSTACK", "SITE SETNETSTACK <sp> drivers (accepted and ignored)", "optional"),
+    SiteCommandSpec("TASKID", "SITE TASKID <sp> taskid", "required"),  # written in transfer logs
 )
 
 SITE_COMMANDS: Final[dict[str, SiteCommandSpec]] = {spec.name: spec for spec in _SITE_TABLE}

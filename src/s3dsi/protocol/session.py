@@ -119,6 +119,7 @@ class SessionState:
     cksm_markers: int | None = None
     expected_checksum: tuple[str, str] | None = None  # (ALGORITHM, lowercase hex) from SCKS
     epsv_all: bool = False  # recorded only: GT keeps accepting PORT/PASV after EPSV ALL
+    task_id: str | None = None  # SITE TASKID: the client's task, written in the transfer log
 
 
 @dataclass(frozen=True)
@@ -439,6 +440,9 @@ class ProtocolCore:
             return Reply.line(200, state.login_name or "")
         if site.name == "VERSION":
             return Reply.line(200, f"s3dsi {self.version}")
+        if site.name == "TASKID":
+            state.task_id = argument
+            return ACTION_OK
         return ACTION_OK  # SETDISKSTACK / SETNETSTACK: nothing to choose for S3
 
     # -- commands that need I/O: validate, then defer --------------------------------------------

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import socket
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import TextIO
@@ -41,11 +43,15 @@ class Daemon:
         self.addresses: list[tuple[str, int]] = []
         self._janitor: asyncio.Future[None] | None = None
 
-    async def start(self) -> list[tuple[str, int]]:
+    async def start(self, sock: socket.socket | None = None) -> list[tuple[str, int]]:
+        """Listen (on ``sock`` when the caller bound it already, e.g. before dropping privileges)."""
         settings = self.settings
         host = settings.control_interface or None
-        self._server = await asyncio.start_server(self._on_client, host=host, port=settings.port,
-                                                  reuse_address=True, backlog=128)
+        if sock is not None:
+            self._server = await asyncio.start_server(self._on_client, sock=sock, backlog=128)
+        else:
+            self._server = await asyncio.start_server(self._on_client, host=host, port=settings.port,
+                                                      reuse_address=True, backlog=128)
         self.addresses = [(str(s.getsockname()[0]), int(s.getsockname()[1])) for s in self._server.sockets]
         first = self.addresses[0]
         shown = f"[{first[0]}]" if ":" in first[0] else first[0]
@@ -66,6 +72,16 @@ class Daemon:
         if result.aborted or result.failed:
             log.info("janitor", aborted=len(result.aborted), failed=len(result.failed),
                      kept=len(result.kept))
+
+    def reload(self, settings: Settings, *, authenticator: Authenticator, backends: BackendProvider) -> None:
+        """SIGHUP: sessions opened from now on use these; running sessions keep what they started with."""
+        self.settings = settings
+        self.ctx = dataclasses.replace(self.ctx, settings=settings, authenticator=authenticator,
+                                       backends=backends)
+
+    async def handle_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Serve one already accepted control connection (per-session processes)."""
+        await self._on_client(reader, writer)
 
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -101,9 +117,13 @@ class Daemon:
             await self._server.wait_closed()
 
     async def stop(self, grace: float = 0.0) -> None:
-        """Stop accepting; let running sessions go on for ``grace`` seconds, then cancel them."""
+        """Stop accepting; idle sessions close at once, running transfers may finish for ``grace``
+        seconds (their sessions close after them); whatever still runs then is cancelled."""
         if self._server is not None:
             self._server.close()
+        if grace > 0:
+            for session in list(self.ctx.sessions):
+                session.drain()
         tasks = set(self._session_tasks)
         if tasks and grace > 0:
             await asyncio.wait(tasks, timeout=grace)

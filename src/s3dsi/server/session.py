@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from s3dsi import __version__
 from s3dsi.observability.logging import get_logger
+from s3dsi.observability.transferlog import DOWNLOAD_KINDS, TransferRecord
 from s3dsi.protocol.errors import DsiError
 from s3dsi.protocol.lines import CommandLine, ControlLineBuffer
 from s3dsi.protocol.replies import (
@@ -36,6 +38,7 @@ from s3dsi.transfer.checksums import ALGORITHMS
 
 _ids = itertools.count(1)
 QUEUE_LIMIT = 512
+SHUTTING_DOWN = Reply.line(421, "Service shutting down.")
 
 
 
@@ -50,6 +53,17 @@ class RunningTransfer:
         self.finished = asyncio.Event()
         self.nbytes = 0
         self.started = asyncio.get_running_loop().time()
+        # -- facts for transfer logs, metrics and `s3dsi status` (daemon hooks) --
+        self.started_at = time.time()
+        self.progress: Callable[[], int] | None = None  # live byte count while data moves
+        self.streams = 1  # data connections used
+        self.data_peer: str | None = None  # the data connection's remote address, when known
+        self.block_size = 0  # data-channel block size, for the transfer log
+        self.reported = False
+
+    @property
+    def bytes_done(self) -> int:
+        return self.progress() if self.progress is not None else self.nbytes
 
     def abort(self) -> None:
         self.aborted_by_client = True
@@ -78,6 +92,11 @@ class Session:
         self._queue: asyncio.Queue[CommandLine | None] = asyncio.Queue(QUEUE_LIMIT)
         self._closing = False
         self.control_closed = False
+        self.opened = time.time()
+        # daemon shutdown (drain): finish the command in progress, then close
+        self._draining = False
+        self._executing = False
+        self._worker: asyncio.Task[None] | None = None
 
     def _socket_buffer(self) -> int | None:
         """SBUF, else SITE RETRBUFSIZE/STORBUFSIZE: the TCP buffer size for new data connections."""
@@ -101,7 +120,7 @@ class Session:
         await self.reply(self.core.greeting(self.local[0], settings.banner))
         self.log.info("session opened")
         reader = asyncio.create_task(self._read_loop())
-        worker = asyncio.create_task(self._work_loop())
+        worker = self._worker = asyncio.create_task(self._work_loop())
         try:
             await asyncio.wait({reader, worker}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -109,6 +128,9 @@ class Session:
                 task.cancel()
             self._abort_running()
             await asyncio.gather(reader, worker, return_exceptions=True)
+            if self._draining and not self.control_closed:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.reply(SHUTTING_DOWN), 2.0)
             self.channels.close()
             await self.stream.close()
             self.log.info("session closed", user=self.state.user)
@@ -155,13 +177,24 @@ class Session:
         await self.reply(ABORT_SUCCESSFUL)
 
     async def _work_loop(self) -> None:
-        while True:
+        while not self._draining:
             line = await self._queue.get()
             if line is None:
                 return
-            await self.execute(line)
-            if self._closing:
+            self._executing = True
+            try:
+                await self.execute(line)
+            finally:
+                self._executing = False
+            if self._closing or self._draining:
                 return
+
+    def drain(self) -> None:
+        """Daemon shutdown: the command in progress (a running transfer included) may finish, then the
+        session closes with 421; an idle session closes at once."""
+        self._draining = True
+        if not self._executing and self._worker is not None:
+            self._worker.cancel()
 
     async def execute(self, line: CommandLine) -> None:
         if line.too_long:
@@ -212,6 +245,7 @@ class Session:
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
+            self.report_transfer(transfer, TRANSFER_ABORTED.code)  # the session itself is going away
             raise
         finally:
             self.transfer = None
@@ -223,6 +257,25 @@ class Session:
             return task.exception()
         finally:
             transfer.finished.set()
+
+    def report_transfer(self, transfer: RunningTransfer, code: int) -> None:
+        """Hand a finished transfer's facts (and its final reply code) to the daemon's hook, once."""
+        hook = self.ctx.on_transfer_done
+        if hook is None or transfer.reported:
+            return
+        transfer.reported = True
+        state = self.state
+        buffer = state.retr_bufsize if transfer.kind in DOWNLOAD_KINDS else state.stor_bufsize
+        record = TransferRecord(
+            kind=transfer.kind, path=transfer.path, user=state.user or "", nbytes=transfer.bytes_done,
+            started=transfer.started_at, ended=time.time(), code=code,
+            remote=transfer.data_peer or self.peer[0], streams=transfer.streams,
+            block_size=transfer.block_size, tcp_buffer=state.sbuf or buffer or 0, task_id=state.task_id,
+            session_id=self.id)
+        try:
+            hook(record)
+        except Exception:
+            self.log.exception("transfer record hook failed")
 
     @property
     def version(self) -> str:

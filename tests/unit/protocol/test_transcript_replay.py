@@ -49,6 +49,7 @@ HELP_SITE = [
     " SITE VERSION",
     " SITE SETDISKSTACK <sp> drivers (accepted and ignored)",
     " SITE SETNETSTACK <sp> drivers (accepted and ignored)",
+    " SITE TASKID <sp> taskid",
     "214 End.",
 ]
 

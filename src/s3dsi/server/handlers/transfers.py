@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from s3dsi.protocol.errors import DataChannelError, DsiError, NotSupported, PathNotFound, TransferAborted
 from s3dsi.protocol.parsing import format_delayed_pasv
 from s3dsi.protocol.replies import (
+    TRANSFER_ABORTED,
     TRANSFER_COMPLETE,
     TRANSFER_REUSING,
     TRANSFER_STARTING,
@@ -59,6 +60,10 @@ async def open_stream_connection(session: Session) -> DataConnection:
     return conn
 
 
+def _peer_host(peer: tuple[str, int] | None) -> str | None:
+    return peer[0] if peer else None
+
+
 def preliminary(reused: bool) -> Reply:
     return TRANSFER_REUSING if reused else TRANSFER_STARTING
 
@@ -67,16 +72,20 @@ async def finish_transfer(session: Session, transfer: RunningTransfer, failure: 
     if failure is None:
         await session.reply(TRANSFER_COMPLETE)
         session.log.info("transfer done", kind=transfer.kind, path=transfer.path, nbytes=transfer.nbytes)
+        session.report_transfer(transfer, TRANSFER_COMPLETE.code)
         return
     if isinstance(failure, asyncio.CancelledError):
         session.log.info("transfer aborted", kind=transfer.kind, path=transfer.path)
+        session.report_transfer(transfer, TRANSFER_ABORTED.code)
         return
     err = failure if isinstance(failure, DsiError) else DsiError(f"{type(failure).__name__}")
     if not isinstance(failure, DsiError):
         session.log.error("transfer failed", kind=transfer.kind, path=transfer.path, exc_info=failure)
     else:
         session.log.warning("transfer failed", kind=transfer.kind, path=transfer.path, error=err.text)
-    await session.reply(transfer_failed_reply(err))
+    reply = transfer_failed_reply(err)
+    await session.reply(reply)
+    session.report_transfer(transfer, reply.code)
 
 
 # -- downloads ------------------------------------------------------------------------------------
@@ -122,8 +131,9 @@ async def _download(session: Session, path: str, *, window: tuple[int, int] | No
         await engine.close()
         await session.reply(transfer_failed_reply(err))
         return
-    transfer = RunningTransfer("RETR", path)
+    transfer = RunningTransfer("RETR" if window is None else "ERET", path)
     progress = Progress()
+    transfer.progress, transfer.block_size = (lambda: progress.nbytes), CHUNK_SIZE
 
     async def body() -> None:
         ticker = MarkerTicker(session.reply, bytes_done=lambda: progress.nbytes,
@@ -131,6 +141,7 @@ async def _download(session: Session, path: str, *, window: tuple[int, int] | No
         try:
             if state.mode == "E":
                 conns, reused = await session.channels.mode_e_senders(state.parallelism)
+                transfer.streams, transfer.data_peer = len(conns), _peer_host(conns[0].peer)
                 await session.reply(preliminary(reused))
                 ticker.start()
                 try:
@@ -141,6 +152,7 @@ async def _download(session: Session, path: str, *, window: tuple[int, int] | No
                 session.channels.end_mode_e_send(keep=True)
             else:
                 conn = await open_stream_connection(session)
+                transfer.data_peer = _peer_host(conn.peer)
                 ticker.start()
                 try:
                     await send_stream(conn, engine, progress)
@@ -273,6 +285,7 @@ async def _upload(session: Session, path: str, *, kind: str, offset: int) -> Non
         await session.reply(transfer_failed_reply(err))
         return
     transfer = RunningTransfer(kind, path)
+    transfer.progress, transfer.block_size = (lambda: engine.bytes_received), CHUNK_SIZE
     keeper = RestartKeeper(session, path, engine, plan, resumed.entry if resumed else None)
 
     async def body() -> None:
@@ -281,6 +294,9 @@ async def _upload(session: Session, path: str, *, kind: str, offset: int) -> Non
         try:
             if state.mode == "E":
                 receive = Receive(engine, mode_e=True)
+                if session.channels.is_delayed:
+                    host, port = await session.channels.realize_delayed()
+                    await session.reply(format_delayed_pasv(host, port))
                 reused = session.channels.begin_mode_e_receive(receive)
                 await session.reply(preliminary(reused))
                 ticker = MarkerTicker(session.reply, bytes_done=lambda: engine.bytes_received,
@@ -298,6 +314,7 @@ async def _upload(session: Session, path: str, *, kind: str, offset: int) -> Non
                 await ticker.ranges_now()
             else:
                 conn = await open_stream_connection(session)
+                transfer.data_peer = _peer_host(conn.peer)
                 receive = Receive(engine, mode_e=False)
                 receive.attach(conn)
                 try:
@@ -322,6 +339,7 @@ async def _upload(session: Session, path: str, *, kind: str, offset: int) -> Non
             if ticker is not None:
                 await ticker.stop()
             if receive is not None:
+                transfer.streams = max(1, len(receive.readers))
                 receive.detach_all()
             transfer.nbytes = engine.bytes_received
 

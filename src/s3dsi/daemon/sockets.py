@@ -1,0 +1,121 @@
+"""Listening sockets opened before any privilege drop: the control port, the admin unix socket and
+the metrics endpoint. Binding here (not in asyncio) lets root bind, then drop, then start the loop."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+
+from s3dsi.config.settings import Settings
+from s3dsi.daemon.accounts import Account
+from s3dsi.transfer.journal import default_state_dir
+
+UNIX_PATH_MAX = 107
+BACKLOG = 128
+
+
+def bind_control(settings: Settings) -> list[socket.socket]:
+    """The control listeners: control_interface, or every interface when unset, as one IPv4 and one
+    IPv6-only socket on the same port (as asyncio binds them). Not one dual-stack socket: IPv4 clients
+    would then see IPv4-mapped IPv6 addresses, which PASV cannot announce."""
+    host = settings.control_interface
+    if host:
+        infos = socket.getaddrinfo(host, settings.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, _, _, _, address = infos[0]
+        return [socket.create_server(address[:2], family=family, backlog=BACKLOG)]
+    ipv4 = socket.create_server(("0.0.0.0", settings.port), backlog=BACKLOG)
+    if not socket.has_ipv6:
+        return [ipv4]
+    try:
+        ipv6 = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        try:
+            ipv6.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            ipv6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            ipv6.bind(("::", ipv4.getsockname()[1]))
+            ipv6.listen(BACKLOG)
+        except OSError:
+            ipv6.close()
+            raise
+    except OSError:
+        return [ipv4]  # no IPv6 on this host
+    return [ipv4, ipv6]
+
+
+def shown_address(sock: socket.socket) -> str:
+    """``HOST:PORT`` as the ``listening on`` line prints it (IPv6 in brackets)."""
+    host, port = sock.getsockname()[:2]
+    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+
+
+def default_admin_socket(settings: Settings) -> str:
+    """admin_socket, else ``state_dir/admin.sock``, else /run/s3dsi/admin.sock for root, else a private
+    per-user path."""
+    if settings.admin_socket:
+        return settings.admin_socket
+    if settings.state_dir:
+        return os.path.join(settings.state_dir, "admin.sock")
+    if os.geteuid() == 0:
+        return "/run/s3dsi/admin.sock"
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    base = os.path.join(runtime, "s3dsi") if runtime else default_state_dir()
+    return os.path.join(base, "admin.sock")
+
+
+class AdminSocketError(Exception):
+    pass
+
+
+def _in_use(path: str) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(path)
+        except OSError:
+            return False
+    return True
+
+
+def bind_admin(path: str, owner: Account | None) -> socket.socket:
+    """The admin socket at ``path``: mode 0600, or 0660 and owned by ``owner`` (the service account)
+    when root hands it over before dropping. A stale socket file is replaced; a live one is not."""
+    if len(os.fsencode(path)) > UNIX_PATH_MAX:
+        raise AdminSocketError(f"{path}: longer than the {UNIX_PATH_MAX} bytes a unix socket path may have; "
+                               "set admin_socket to a shorter path")
+    directory = os.path.dirname(path) or "."
+    try:
+        if not os.path.isdir(directory):
+            os.makedirs(directory, mode=0o750 if owner is not None else 0o700)
+            if owner is not None and os.geteuid() == 0:
+                os.chown(directory, 0, owner.gid)  # a directory we made: let the service account in
+    except OSError as err:
+        raise AdminSocketError(f"{directory}: cannot create the admin socket directory: {err.strerror}") \
+            from None
+    if os.path.lexists(path):
+        if _in_use(path):
+            raise AdminSocketError(f"{path}: another daemon answers on this admin socket")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)  # never world-connectable, not even for an instant
+    try:
+        sock.bind(path)
+        if owner is not None and os.geteuid() == 0:
+            os.chown(path, owner.uid, owner.gid)
+            os.chmod(path, 0o660)
+        sock.listen(16)
+    except OSError as err:
+        sock.close()
+        raise AdminSocketError(f"{path}: cannot open the admin socket: {err.strerror}") from None
+    finally:
+        os.umask(old_umask)
+    return sock
+
+
+def bind_metrics(listen: str) -> socket.socket:
+    """The metrics endpoint at ``host:port`` (``[v6]:port``)."""
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]")
+    infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, _, _, _, address = infos[0]
+    return socket.create_server(address[:2], family=family, backlog=16)

@@ -1,0 +1,168 @@
+"""``s3dsi serve``: from the configuration to a running daemon under the right process model.
+
+Everything that needs root happens here, in this order, before any thread or event loop exists:
+settings and logging, the password file, the transfer log, the password helper (service-user model),
+the listening sockets; then the privilege drop, and only then the daemon proper.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Coroutine
+from typing import Any, TextIO
+
+from s3dsi.config.settings import Settings
+from s3dsi.daemon.accounts import Account, PrivilegeError, can_switch_users, drop_privileges
+from s3dsi.daemon.configsource import ConfigSource
+from s3dsi.daemon.model import ProcessModel, ProcessPlan, StartupRefused, choose_process_model
+from s3dsi.daemon.pwhelper import PasswordHelper
+from s3dsi.daemon.runtime import Listeners, Reloaded, SingleProcessRuntime
+from s3dsi.daemon.services import S3Factories, apply_logging, authenticator_from_data, load_authenticator
+from s3dsi.daemon.sockets import (
+    AdminSocketError,
+    bind_admin,
+    bind_control,
+    bind_metrics,
+    default_admin_socket,
+)
+from s3dsi.daemon.supervisor import Supervisor
+from s3dsi.identity.passwords import PasswordFileError
+from s3dsi.observability.logging import get_logger
+from s3dsi.observability.metrics import Metrics, prometheus_available
+from s3dsi.observability.transferlog import TransferLog
+from s3dsi.protocol.errors import ConfigError
+
+log = get_logger("s3dsi.daemon")
+
+
+class StartupError(Exception):
+    """The daemon cannot start; the message is for the administrator (exit status 1 or 2)."""
+
+    def __init__(self, message: str, status: int = 2) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def install_uvloop() -> None:
+    try:
+        import uvloop  # noqa: PLC0415
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def run_loop(main: Coroutine[Any, Any, int]) -> int:
+    install_uvloop()
+    return asyncio.run(main)
+
+
+def open_listeners(settings: Settings, owner: Account | None) -> Listeners:
+    """Bind the control port, the admin socket (handed to ``owner``) and the metrics endpoint."""
+    try:
+        control = bind_control(settings)
+    except OSError as err:
+        raise StartupError(f"cannot listen on port {settings.port}: {err.strerror}", 1) from None
+    listeners = Listeners(control)
+    path = default_admin_socket(settings)
+    try:
+        listeners.admin, listeners.admin_path = bind_admin(path, owner), path
+    except AdminSocketError as err:
+        if settings.admin_socket:
+            listeners.close()
+            raise StartupError(f"admin_socket: {err}") from None
+        log.warning("no admin socket; 's3dsi status' will not reach this daemon", reason=str(err))
+    if settings.metrics_listen:
+        try:
+            listeners.metrics = bind_metrics(settings.metrics_listen)
+        except OSError as err:
+            listeners.close()
+            raise StartupError(f"metrics_listen {settings.metrics_listen}: {err.strerror}", 1) from None
+    return listeners
+
+
+def prepare(source: ConfigSource) -> tuple[Settings, ProcessPlan]:
+    """Settings, process model and logging; StartupError when the daemon must not start."""
+    try:
+        settings = source.load()
+    except ConfigError as err:
+        raise StartupError(str(err)) from None
+    try:
+        plan = choose_process_model(settings, euid=os.geteuid(), can_switch=can_switch_users())
+    except StartupRefused as err:
+        raise StartupError(str(err)) from None
+    if settings.metrics_listen and not prometheus_available():
+        raise StartupError("metrics_listen needs prometheus-client: pip install 's3dsi[metrics]'")
+    try:
+        apply_logging(settings)
+    except OSError as err:
+        raise StartupError(f"cannot open the log file: {err.filename}: {err.strerror}") from None
+    for warning in (*settings.warnings, *plan.warnings):
+        log.warning(warning)
+    return settings, plan
+
+
+def _transfer_log(settings: Settings) -> TransferLog:
+    try:
+        return TransferLog(settings.log_transfer)
+    except OSError as err:
+        raise StartupError(f"log_transfer: cannot open {settings.log_transfer}: {err.strerror}") from None
+
+
+def serve(source: ConfigSource, stdout: TextIO | None = None) -> int:
+    """Run the daemon until SIGTERM/SIGINT; the exit status of ``s3dsi serve``."""
+    settings, plan = prepare(source)
+    if plan.model is ProcessModel.PER_SESSION:
+        return _serve_per_session(source, settings, stdout)
+    return _serve_single(source, settings, plan, stdout)
+
+
+def _serve_per_session(source: ConfigSource, settings: Settings, stdout: TextIO | None) -> int:
+    try:
+        authenticator = load_authenticator(settings)
+    except PasswordFileError as err:
+        raise StartupError(str(err)) from None
+    transfer_log = _transfer_log(settings)
+    listeners = open_listeners(settings, owner=None)
+    supervisor = Supervisor(source, settings, authenticator, listeners, transfer_log,
+                            metrics=bool(settings.metrics_listen), stdout=stdout)
+    return supervisor.run()
+
+
+def _serve_single(source: ConfigSource, settings: Settings, plan: ProcessPlan, stdout: TextIO | None) -> int:
+    service = plan.account if plan.model is ProcessModel.SERVICE_USER else None
+    try:
+        authenticator = load_authenticator(settings, owner_uid=service.uid if service else None)
+    except PasswordFileError as err:
+        raise StartupError(str(err)) from None
+    transfer_log = _transfer_log(settings)
+    helper = PasswordHelper.spawn(source, service.uid) if service is not None else None
+    try:
+        listeners = open_listeners(settings, owner=service)
+        if service is not None:
+            try:
+                drop_privileges(service)
+            except PrivilegeError as err:
+                raise StartupError(f"privilege drop failed, not serving: {err}", 1) from None
+            log.info("privileges dropped", account=service.describe())
+        metrics = Metrics() if settings.metrics_listen else None
+        factories = S3Factories(metrics)
+
+        def reload() -> Reloaded:
+            loaded = source.load()
+            if helper is not None:
+                data = helper.read()
+                new_auth = authenticator_from_data(loaded, data.path, data.data)
+            else:
+                new_auth = load_authenticator(loaded)
+            return Reloaded(loaded, new_auth, factories.map_backends(loaded))
+
+        runtime = SingleProcessRuntime(
+            settings, model=plan.model, runs_as=service or Account.current(), listeners=listeners,
+            authenticator=authenticator, backends=factories.map_backends(settings),
+            transfer_log=transfer_log, metrics=metrics, reload=reload, stdout=stdout or sys.stdout)
+        return run_loop(runtime.run())
+    finally:
+        if helper is not None:
+            helper.close()

@@ -1,0 +1,141 @@
+"""Per-transfer records and globus-gridftp-server's ``Transfer stats`` lines.
+
+Format and meaning as in the reference server's transfer log (one line per transfer, UTC times with
+microseconds)::
+
+    DATE=20250101120000.123456 HOST=gw.example.org PROG=globus-gridftp-server NL.EVNT=FTP_INFO
+    START=20250101115959.000001 USER=alice FILE=/bucket/key BUFFER=0 BLOCK=1048576 NBYTES=1024 VOLUME=/
+    STREAMS=4 STRIPES=1 DEST=[192.0.2.7] TYPE=STOR CODE=226 TASKID=none
+
+DATE is the end, START the start of the data phase; BUFFER the TCP buffer asked for (0: system
+default); BLOCK the block size used on the data channel; STREAMS the data connections; DEST the
+remote data address; TYPE the command (RETR, ERET, STOR, ESTO, LIST, NLST, MLSD); CODE the final
+reply; TASKID what the client sent with ``SITE TASKID``. Unlike the reference, which logs successes
+only, failed and aborted transfers get a line too, with their reply code. PROG keeps the reference's
+name so that existing log tooling keeps working.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+from s3dsi.observability.logging import TRANSFER_LOGGER, get_logger, redact_text
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_GT_TYPES = {"APPE": "ESTO"}  # the reference logs any non-truncating store as ESTO
+UPLOAD_KINDS = frozenset({"STOR", "ESTO", "APPE"})
+DOWNLOAD_KINDS = frozenset({"RETR", "ERET"})
+
+
+@dataclass(frozen=True)
+class TransferRecord:
+    kind: str  # the command: RETR, ERET, STOR, ESTO, APPE, LIST, NLST, MLSD
+    path: str
+    user: str
+    nbytes: int
+    started: float  # wall clock, seconds since the epoch
+    ended: float
+    code: int  # the final reply code sent (226 success; 426 aborted; 4xx/5xx failed)
+    remote: str  # IP address of the data connection's peer
+    streams: int = 1
+    stripes: int = 1
+    block_size: int = 0
+    tcp_buffer: int = 0
+    task_id: str | None = None
+    session_id: str = ""
+
+    @property
+    def duration(self) -> float:
+        return max(0.0, self.ended - self.started)
+
+    @property
+    def succeeded(self) -> bool:
+        return 200 <= self.code < 300
+
+    @property
+    def direction(self) -> str | None:
+        """``in`` (to S3), ``out`` (from S3) for file transfers; None for listings."""
+        if self.kind in UPLOAD_KINDS:
+            return "in"
+        if self.kind in DOWNLOAD_KINDS:
+            return "out"
+        return None
+
+
+def gt_time(moment: float) -> str:
+    """``YYYYMMDDhhmmss.uuuuuu`` in UTC, as the reference writes DATE and START."""
+    seconds = int(moment)
+    micros = round((moment - seconds) * 1_000_000)
+    if micros >= 1_000_000:
+        seconds, micros = seconds + 1, micros - 1_000_000
+    return time.strftime("%Y%m%d%H%M%S", time.gmtime(seconds)) + f".{micros:06d}"
+
+
+def _clean(text: str) -> str:
+    # a path may hold anything; a newline must never start a forged log line
+    return _CONTROL.sub("?", text)
+
+
+def _encode(text: str) -> bytes:
+    try:
+        return text.encode("utf-8", "surrogateescape")  # paths go back out byte for byte
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace")
+
+
+def format_transfer_stats(record: TransferRecord, host: str) -> str:
+    """The reference's key=value line for ``record`` (without a line end)."""
+    return (f"DATE={gt_time(record.ended)} HOST={host} PROG=globus-gridftp-server NL.EVNT=FTP_INFO "
+            f"START={gt_time(record.started)} USER={_clean(record.user)} FILE={_clean(record.path)} "
+            f"BUFFER={record.tcp_buffer} BLOCK={record.block_size} NBYTES={record.nbytes} VOLUME=/ "
+            f"STREAMS={record.streams} STRIPES={record.stripes} DEST=[{_clean(record.remote)}] "
+            f"TYPE={_GT_TYPES.get(record.kind, record.kind)} CODE={record.code} "
+            f"TASKID={_clean(record.task_id) if record.task_id else 'none'}")
+
+
+class TransferLog:
+    """Writes each record to ``log_transfer`` (the bare line, as the reference does) and as a
+    ``Transfer stats: LINE`` event of the s3dsi.transfer.stats logger (main log at level TRANSFER).
+
+    The file is written with single ``write`` calls on an O_APPEND descriptor, so the forked session
+    processes of the per-session model can share it without interleaving lines.
+    """
+
+    def __init__(self, path: str | None, host: str | None = None) -> None:
+        self.host = host or socket.getfqdn()
+        self.path: str | None = None
+        self._fd: int | None = None
+        self._lock = threading.Lock()
+        self._log = get_logger(TRANSFER_LOGGER)
+        self.reopen(path)
+
+    def reopen(self, path: str | None) -> None:
+        """Switch to ``path`` (SIGHUP, log rotation); raises OSError and keeps the old file if it fails."""
+        fd = None
+        if path is not None:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        with self._lock:
+            old, self._fd, self.path = self._fd, fd, path
+        if old is not None:
+            os.close(old)
+
+    def close(self) -> None:
+        self.reopen(None)
+
+    def fileno(self) -> int | None:
+        return self._fd
+
+    def __call__(self, record: TransferRecord) -> None:
+        line = redact_text(format_transfer_stats(record, self.host))
+        with self._lock:
+            if self._fd is not None:
+                try:
+                    os.write(self._fd, _encode(line + "\n"))
+                except OSError as err:
+                    self._log.error("cannot write the transfer log", path=self.path, error=err.strerror)
+        self._log.info(f"Transfer stats: {line}")

@@ -1,0 +1,39 @@
+"""`s3dsi probe` against a real (moto) S3 where everything is allowed: every check passes and every test
+artifact is cleaned up."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+
+from tests.functional.daemon.conftest import IS_ROOT, SiteConfig, world_tempdir
+from tests.functional.daemon.ftp import run
+from tests.support.moto_server import MotoS3
+
+
+def test_probe_allows_everything_on_moto_and_leaves_nothing(moto_s3: MotoS3) -> None:
+    bucket = moto_s3.create_bucket()
+    moto_s3.client().put_object(Bucket=bucket, Key="existing.txt", Body=b"data")
+    base = world_tempdir("s3dsi-probe-")
+    try:
+        map_file = base / "map"
+        map_file.write_text(f"alice;{moto_s3.access_key};{moto_s3.secret_key}\n")
+        map_file.chmod(0o600)
+        config = SiteConfig(base, moto_s3, gridftp={"allow_root": "1"} if IS_ROOT else {},
+                            s3={"s3_map_filename": str(map_file)}).write()
+        args = config.args()[:-2]  # no -p for probe
+        proc = run([sys.executable, "-m", "s3dsi", "probe", "alice", "--bucket", bucket, *args])
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "Everything the connector needs is allowed." in proc.stdout
+        for action in ("s3:ListAllMyBuckets", "s3:PutObjectTagging", "s3:AbortMultipartUpload",
+                       "s3:DeleteObject"):
+            assert action in proc.stdout
+        assert "DENIED" not in proc.stdout and "FAILED" not in proc.stdout
+        s3 = moto_s3.client()
+        assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["existing.txt"]
+        assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+        missing = run([sys.executable, "-m", "s3dsi", "probe", "nobody-mapped", *args])
+        assert missing.returncode == 2 and "no entry for 'nobody-mapped'" in missing.stderr
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -1,0 +1,132 @@
+"""`s3dsi probe` against a stubbed S3 (botocore Stubber): the call sequence, the missing-action table,
+clean-up of test artifacts and the `s3dsi policy` advice."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import botocore.session
+from botocore.response import StreamingBody
+from botocore.stub import Stubber
+
+from s3dsi.cli.probe import Prober, render
+
+DENY = {"service_error_code": "AccessDenied", "http_status_code": 403}
+
+
+def stubbed_client() -> tuple[Any, Stubber]:
+    client = botocore.session.Session().create_client(
+        "s3", region_name="us-east-1", aws_access_key_id="AKIAPROBE", aws_secret_access_key="not-a-secret")
+    return client, Stubber(client)
+
+
+def allow(stub: Stubber, method: str, response: dict[str, Any] | None = None) -> None:
+    stub.add_response(method, response or {})
+
+
+def deny(stub: Stubber, method: str) -> None:
+    stub.add_client_error(method, **DENY)  # type: ignore[arg-type]
+
+
+def bucket_start(stub: Stubber, contents: list[dict[str, Any]] | None = None) -> None:
+    allow(stub, "list_buckets", {"Buckets": [{"Name": "lab"}]})
+    allow(stub, "get_bucket_location", {"LocationConstraint": "eu-west-2"})
+    allow(stub, "head_bucket")
+    allow(stub, "list_objects_v2", {"Contents": contents or []})
+    allow(stub, "list_multipart_uploads")
+
+
+def body() -> dict[str, Any]:
+    return {"Body": StreamingBody(io.BytesIO(b"s"), 1)}
+
+
+def probe(client: Any, bucket: str | None = "lab") -> tuple[Any, list[str]]:
+    regions: list[str] = []
+
+    def client_for(region: str) -> Any:
+        regions.append(region)
+        return client
+
+    return Prober(client_for, home_region="us-east-1").run(bucket), regions
+
+
+def test_everything_allowed_and_everything_cleaned_up() -> None:
+    client, stub = stubbed_client()
+    bucket_start(stub)
+    allow(stub, "put_object")
+    allow(stub, "put_object_tagging")
+    allow(stub, "get_object_tagging", {"TagSet": []})
+    allow(stub, "get_object", body())
+    allow(stub, "create_multipart_upload", {"UploadId": "u-1"})
+    allow(stub, "list_parts")
+    allow(stub, "abort_multipart_upload")
+    allow(stub, "delete_object")
+    with stub:
+        report, regions = probe(client, bucket=None)
+        stub.assert_no_pending_responses()
+    assert regions == ["us-east-1", "eu-west-2"]
+    assert report.bucket == "lab" and report.region == "eu-west-2"
+    assert [o.result for o in report.outcomes] == ["allowed"] * 13
+    assert report.ok and report.missing_actions == [] and report.leftovers == []
+    text = render(report, "alice", "AKIAPROBE", "https://s3.amazonaws.com")
+    assert "Everything the connector needs is allowed." in text
+    assert "probing lab, the first bucket listed" in text
+
+
+def test_a_read_only_identity_gets_the_missing_write_actions_and_the_policy_command() -> None:
+    client, stub = stubbed_client()
+    bucket_start(stub, contents=[{"Key": "dir/"}, {"Key": "dir/data.bin"}])
+    deny(stub, "put_object")
+    allow(stub, "get_object_tagging", {"TagSet": []})  # read on the existing object instead
+    allow(stub, "get_object", body())
+    deny(stub, "create_multipart_upload")
+    with stub:
+        report, _ = probe(client)
+        stub.assert_no_pending_responses()
+    results = {o.check.operation: o.result for o in report.outcomes}
+    assert results["PutObject"] == results["CreateMultipartUpload"] == "denied"
+    assert results["GetObject"] == results["GetObjectTagging"] == "allowed"
+    assert results["PutObjectTagging"] == results["ListParts"] == results["DeleteObject"] == "skipped"
+    assert report.missing_actions == ["s3:PutObject"]
+    assert report.fix_level == "upload"
+    text = render(report, "alice", "AKIAPROBE", "https://s3.amazonaws.com")
+    row = next(line for line in text.splitlines() if line.startswith("PutObject "))
+    assert row.split()[:4] == ["PutObject", "s3:PutObject", "DENIED", "(AccessDenied)"]
+    assert "  s3dsi policy --bucket lab --access upload\n" in text
+    assert "--principal ARN_OF_THAT_IDENTITY" in text
+    assert not report.ok
+
+
+def test_what_cannot_be_cleaned_up_is_reported() -> None:
+    client, stub = stubbed_client()
+    bucket_start(stub)
+    allow(stub, "put_object")
+    allow(stub, "put_object_tagging")
+    allow(stub, "get_object_tagging", {"TagSet": []})
+    allow(stub, "get_object", body())
+    allow(stub, "create_multipart_upload", {"UploadId": "u-9"})
+    deny(stub, "list_parts")
+    deny(stub, "abort_multipart_upload")
+    deny(stub, "delete_object")
+    with stub:
+        report, _ = probe(client)
+        stub.assert_no_pending_responses()
+    assert report.missing_actions == ["s3:ListMultipartUploadParts", "s3:AbortMultipartUpload",
+                                      "s3:DeleteObject"]
+    assert report.fix_level == "delete"
+    assert len(report.leftovers) == 2
+    assert "u-9" in report.leftovers[0]
+    text = render(report, "alice", "AKIAPROBE", "https://s3.amazonaws.com")
+    assert "left behind: s3://lab/.s3dsi-probe-" in text
+
+
+def test_rejected_keys_are_not_reported_as_missing_permissions() -> None:
+    client, stub = stubbed_client()
+    stub.add_client_error("list_buckets", service_error_code="InvalidAccessKeyId", http_status_code=403)
+    with stub:
+        report, _ = probe(client, bucket=None)
+    assert report.outcomes[0].result == "failed"
+    assert "rejects these credentials" in report.outcomes[0].detail
+    assert report.missing_actions == []
+    assert "give --bucket" in report.notes[0]
