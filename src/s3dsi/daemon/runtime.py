@@ -66,6 +66,24 @@ def keep_restart_only(old: Settings, new: Settings) -> tuple[Settings, list[str]
     return dataclasses.replace(new, **{name: getattr(old, name) for name in changed}), changed
 
 
+def adopt_reloaded(old: Settings, new: Settings, transfer_log: TransferLog) -> Settings:
+    """Everything a SIGHUP does in either process model once the new configuration has loaded: keep
+    restart-only settings, reopen the logs, and say what happened. Returns the settings to run with."""
+    settings, changed = keep_restart_only(old, new)
+    if changed:
+        log.warning("changed settings that take effect only after a restart", settings=changed)
+    try:
+        apply_logging(settings)
+    except OSError as err:
+        log.warning("log files not reopened", error=err.strerror)
+    try:
+        transfer_log.reopen(settings.log_transfer)
+    except OSError as err:
+        log.warning("transfer log not reopened", path=settings.log_transfer, error=err.strerror)
+    log.info("configuration reloaded", files=list(settings.config_files))
+    return settings
+
+
 def status_line(sessions: int, transfers: int) -> str:
     return f"STATUS={sessions} session{'s' if sessions != 1 else ''}, {transfers} transfer" \
            f"{'s' if transfers != 1 else ''} running"
@@ -192,20 +210,9 @@ class SingleProcessRuntime:
                 log.error("reload failed; the running configuration stays", error=str(err))
                 sd_notify("READY=1", self._notify_status())
                 return False
-            settings, changed = keep_restart_only(self.settings, result.settings)
-            if changed:
-                log.warning("changed settings that take effect only after a restart", settings=changed)
-            try:
-                apply_logging(settings)
-            except OSError as err:
-                log.warning("log files not reopened", error=err.strerror)
-            try:
-                self.transfer_log.reopen(settings.log_transfer)
-            except OSError as err:
-                log.warning("transfer log not reopened", path=settings.log_transfer, error=err.strerror)
+            settings = adopt_reloaded(self.settings, result.settings, self.transfer_log)
             self.daemon.reload(settings, authenticator=result.authenticator, backends=result.backends)
             self.settings = settings
-            log.info("configuration reloaded", files=list(settings.config_files))
             sd_notify("READY=1", self._notify_status())
             return True
 

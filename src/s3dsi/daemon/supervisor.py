@@ -28,9 +28,9 @@ from s3dsi.config.settings import Settings
 from s3dsi.daemon import admin
 from s3dsi.daemon.configsource import ConfigSource
 from s3dsi.daemon.model import ProcessModel
-from s3dsi.daemon.runtime import Listeners, keep_restart_only, status_line
+from s3dsi.daemon.runtime import Listeners, adopt_reloaded, status_line
 from s3dsi.daemon.sdnotify import monotonic_usec, sd_notify
-from s3dsi.daemon.services import S3Factories, apply_logging, load_authenticator
+from s3dsi.daemon.services import S3Factories, load_authenticator
 from s3dsi.daemon.sockets import shown_address
 from s3dsi.identity.auth import Authenticator
 from s3dsi.observability.logging import get_logger
@@ -273,19 +273,8 @@ class Supervisor:
             log.error("reload failed; the running configuration stays", error=str(err))
             sd_notify("READY=1", self._status_line())
             return False
-        settings, changed = keep_restart_only(self.settings, loaded)
-        if changed:
-            log.warning("changed settings that take effect only after a restart", settings=changed)
-        try:
-            apply_logging(settings)
-        except OSError as err:
-            log.warning("log files not reopened", error=err.strerror)
-        try:
-            self.transfer_log.reopen(settings.log_transfer)
-        except OSError as err:
-            log.warning("transfer log not reopened", path=settings.log_transfer, error=err.strerror)
-        self.settings, self.authenticator = settings, authenticator
-        log.info("configuration reloaded", files=list(settings.config_files))
+        self.settings = adopt_reloaded(self.settings, loaded, self.transfer_log)
+        self.authenticator = authenticator
         sd_notify("READY=1", self._status_line())
         return True
 
