@@ -12,25 +12,29 @@ Progress rule (why concurrent transfers sharing one budget cannot deadlock):
 * Waiters are served first-come first-served within each class, priority requests first; a
   synchronous ``try_acquire`` never overtakes a queued waiter of the same or a higher class.
 
-Freed buffers are kept for reuse (no re-allocation, no page faults, no malloc-threshold churn); idle
-ones are dropped when a request of another size needs the room, so allocated bytes stay ≤ budget.
+Freed buffers are kept for reuse (no re-allocation, no page faults); idle ones are dropped when a
+request of another size needs the room, so allocated bytes stay ≤ budget. Buffers are anonymous
+mmaps rather than bytearrays: a dropped one goes back to the kernel at once, whereas malloc'd part
+buffers of mixed sizes (8 MiB uploads next to 32 MiB downloads) fragmented the heap and left the
+RSS up to ~50% above the budget (bench/transfer_bench.py, docs/performance.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import mmap
 import threading
 from collections import deque
 from dataclasses import dataclass, field
 
 
 class PartBuffer:
-    """A bytearray of ``size`` bytes lent by the pool; ``view`` is its writable memoryview."""
+    """``size`` bytes of memory lent by the pool; ``view`` is their writable memoryview."""
 
     __slots__ = ("_data", "account", "size", "view")
 
-    def __init__(self, data: bytearray, account: PoolAccount | None) -> None:
+    def __init__(self, data: mmap.mmap, account: PoolAccount | None) -> None:
         self._data = data
         self.size = len(data)
         self.view = memoryview(data)
@@ -80,7 +84,7 @@ class BufferPool:
         self._lock = threading.Lock()
         self._in_use = 0
         self._cached = 0
-        self._free: dict[int, list[bytearray]] = {}
+        self._free: dict[int, list[mmap.mmap]] = {}
         self._accounts: set[PoolAccount] = set()
         self._reserved = 0
         self._waiters: deque[_Waiter] = deque()
@@ -203,7 +207,9 @@ class BufferPool:
             self._cached -= size
         else:
             self._evict_locked(self._in_use + self._cached + size - self.budget)
-            data = bytearray(size)
+            # private anonymous memory (Python's default would be MAP_SHARED: shmem, and shared with
+            # any child forked later), zero-filled; unmapped when the last view of it is gone
+            data = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         self._in_use += size
         self.peak_in_use = max(self.peak_in_use, self._in_use)
         if account is not None:

@@ -8,11 +8,12 @@ as the contiguous prefix grows.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import threading
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import Protocol
+from typing import Protocol, cast
 
 import crc32c as _crc32c
 
@@ -26,6 +27,19 @@ _ADLER_BASE = 65521
 _CRC32C_POLY = 0x82F63B78  # Castagnoli polynomial, bit-reflected
 
 Buffer = bytes | bytearray | memoryview
+
+
+def _adler32_function() -> Callable[[Buffer, int], int]:
+    """zlib-ng's ADLER32 when installed (SIMD: 0.04 CPU s/GiB against zlib's 0.30, see
+    docs/performance.md), else zlib's; both give the same values."""
+    try:
+        module = importlib.import_module("zlib_ng.zlib_ng")
+    except ImportError:
+        return zlib.adler32
+    return cast("Callable[[Buffer, int], int]", module.adler32)
+
+
+adler32 = _adler32_function()
 
 
 class Digest(Protocol):
@@ -49,7 +63,7 @@ class Adler32:
         self.value = value
 
     def update(self, data: Buffer, /) -> None:
-        self.value = zlib.adler32(data, self.value)
+        self.value = adler32(data, self.value)
 
     def hexdigest(self) -> str:
         return f"{self.value:08x}"
@@ -172,7 +186,7 @@ class RunningChecksums:
     def digest_part(self, data: Buffer) -> tuple[int, int | None]:
         """(CRC32C, ADLER32 or None) of one part. CRC32C is always computed: uploads send it."""
         crc = crc32c_of(data)
-        adler = zlib.adler32(data) if self.wants_adler32 else None
+        adler = adler32(data, 1) if self.wants_adler32 else None
         return crc, adler
 
     def record_part(self, number: int, size: int, crc: int, adler: int | None) -> None:

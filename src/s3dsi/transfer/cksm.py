@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from s3dsi.storage.backend import Backend
+from s3dsi.storage.backend import Backend, ObjectInfo
 from s3dsi.transfer.buffers import BufferPool
 from s3dsi.transfer.checksums import new_digest, normalize_algorithm
 from s3dsi.transfer.download import DownloadEngine
 from s3dsi.transfer.errors import UnknownChecksumAlgorithm
-from s3dsi.transfer.tags import digest_from_tags
+from s3dsi.transfer.tags import ETAG_TAG, SIZE_TAG, TAG_PREFIX, digest_from_tags, digest_tags
 from s3dsi.transfer.workers import PartWorkers
 
 __all__ = ["UnknownChecksumAlgorithm", "compute_checksum"]
@@ -52,4 +52,26 @@ async def compute_checksum(backend: Backend, path: str, alg: str, offset: int, l
                 progress(hashed)
     finally:
         await engine.close()
-    return digest.hexdigest()
+    value = digest.hexdigest()
+    if offset == 0 and end == info.size:
+        await workers.run(remember_digest, backend, path, info, algorithm, value)
+    return value
+
+
+MAX_TAGS = 10  # S3's limit per object
+
+
+def remember_digest(backend: Backend, path: str, info: ObjectInfo, algorithm: str, value: str) -> bool:
+    """Store a digest that had to be read back, so the next CKSM of this object is answered at once.
+
+    The tags name the ETag the digest was computed from (every ranged GET was pinned to it), so if
+    the object changed meanwhile the tags simply do not apply to the new one. Best effort.
+    """
+    current = backend.get_tags(path)
+    ours_apply = current.get(SIZE_TAG) == str(info.size) and \
+        current.get(ETAG_TAG, info.etag.strip('"')) == info.etag.strip('"')
+    tags = {k: v for k, v in current.items() if ours_apply or not k.startswith(TAG_PREFIX)}
+    tags.update(digest_tags({algorithm: value}, info.size, info.etag))
+    if len(tags) > MAX_TAGS:
+        return False
+    return backend.set_tags(path, tags)

@@ -102,7 +102,8 @@ class DownloadEngine:
         self._held: set[_Slot] = set()
         self._all_acquired = False
         self._waiters: deque[asyncio.Future[Chunk | None]] = deque()
-        self._in_transit: set[asyncio.Future[Chunk | None]] = set()
+        # waiters handed a chunk whose task has not resumed yet, in hand-out order
+        self._in_transit: deque[asyncio.Future[Chunk | None]] = deque()
         self._slot_waiter: asyncio.Future[None] | None = None
         self._prefetch_task: asyncio.Task[None] | None = None
         self._jobs: set[cf.Future[Any]] = set()
@@ -155,9 +156,15 @@ class DownloadEngine:
         self._waiters.append(waiter)
         self._dispatch()
         try:
-            return await waiter
+            chunk = await waiter
+            # our own _dispatch may have served us right after earlier waiters whose tasks have not
+            # run yet: let them go first (their wake-ups are already scheduled)
+            while self._in_transit and self._in_transit[0] is not waiter:
+                await asyncio.sleep(0)
+            return chunk
         finally:
-            self._in_transit.discard(waiter)
+            if waiter in self._in_transit:
+                self._in_transit.remove(waiter)
 
     async def close(self) -> None:
         """Stop reading and return every buffer (call once the senders have stopped)."""
@@ -264,7 +271,7 @@ class DownloadEngine:
             if taken is None:
                 return
             self._waiters.popleft()
-            self._in_transit.add(waiter)
+            self._in_transit.append(waiter)
             waiter.set_result(taken if isinstance(taken, Chunk) else None)
 
     def _chunk_released(self, slot: _Slot | None, n: int) -> None:

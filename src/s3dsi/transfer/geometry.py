@@ -176,8 +176,8 @@ def upload_plan(size: int | None, *, min_part: int, max_part: int, budget: int) 
     """The plan for an upload: ``for_size`` when ALLO announced the size, else the ``schedule``.
 
     Parts are capped at half the memory budget (two must fit so a transfer can always overlap
-    filling one part with uploading another), so with Settings defaults (8 MiB / 512 MiB, 160 MiB
-    budget) parts are at most 80 MiB: ≤ 781 GiB with ALLO, ≈ 586 GiB without.
+    filling one part with uploading another), so with Settings defaults (16 MiB / 512 MiB, 160 MiB
+    budget) parts are at most 80 MiB: ≤ 781 GiB with ALLO, ≈ 656 GiB without.
     """
     cap = max(min_part, min(max_part, budget // 2))
     if size is None:

@@ -119,12 +119,20 @@ def _sent(log_headers: list[tuple[str, dict[str, str]]], operation: str) -> dict
     return {k.lower(): v for k, v in next(h for op, h in log_headers if op == operation).items()}
 
 
-def test_uploads_carry_crc32c_and_sign_payloads_over_plain_http(moto_s3: MotoS3, s3_bucket: str) -> None:
+def test_uploads_carry_crc32c_and_skip_payload_signing_on_loopback(moto_s3: MotoS3, s3_bucket: str) -> None:
     backend, _, log = moto_backend(moto_s3)
     backend.put_object(f"/{s3_bucket}/k", memoryview(b"abc"))
     sent = _sent(log.headers, "PutObject")
     assert sent["x-amz-checksum-crc32c"] == "Nks/tw=="  # CRC32C("abc") = 0x364b3fb7
-    assert len(sent["x-amz-content-sha256"]) == 64  # SHA-256 of the payload: HTTP gets signed bodies
+    assert sent["x-amz-content-sha256"] == "UNSIGNED-PAYLOAD"  # loopback HTTP: CRC32C suffices
+
+
+def test_payloads_are_signed_over_plain_http_without_crc32c(moto_s3: MotoS3, s3_bucket: str) -> None:
+    backend, _, log = moto_backend(moto_s3, crc32c_checksums=False)
+    backend.put_object(f"/{s3_bucket}/k", memoryview(b"abc"))
+    sent = _sent(log.headers, "PutObject")
+    assert "x-amz-checksum-crc32c" not in sent
+    assert len(sent["x-amz-content-sha256"]) == 64  # SHA-256 of the payload: the only body check left
 
 
 def test_unsigned_payload_over_http_when_configured(moto_s3: MotoS3, s3_bucket: str) -> None:

@@ -49,11 +49,28 @@ def test_botocore_settings() -> None:
     assert tls.request_checksum_calculation == "when_required"
     assert tls.response_checksum_validation == "when_required"
     assert tls.retries == {"mode": "standard", "total_max_attempts": 8}
-    plain: Any = S3Config(endpoint_url="http://127.0.0.1:9000").botocore_config("us-east-1")
+    plain: Any = S3Config(endpoint_url="http://rgw.example.org:7480").botocore_config("us-east-1")
     assert plain.s3 is not None
     assert "payload_signing_enabled" not in plain.s3
-    opted = S3Config(endpoint_url="http://127.0.0.1:9000", unsigned_payload_over_http=True)
+    opted = S3Config(endpoint_url="http://rgw.example.org:7480", unsigned_payload_over_http=True)
     assert getattr(opted.botocore_config("x"), "s3")["payload_signing_enabled"] is False  # noqa: B009
+
+
+@pytest.mark.parametrize(("endpoint", "crc32c", "signed"), [
+    ("http://127.0.0.1:9000", True, False),  # loopback: no wire to tamper with, CRC32C checked by S3
+    ("http://127.8.9.10:9000", True, False),
+    ("http://[::1]:9000", True, False),
+    ("http://localhost:9000", True, False),
+    ("http://127.0.0.1:9000", False, True),  # without CRC32C the signature is the only body check
+    ("http://10.1.2.3:9000", True, True),
+    ("http://s3.internal:9000", True, True),
+    ("https://s3.amazonaws.com", False, False),
+])
+def test_payload_signing(endpoint: str, crc32c: bool, signed: bool) -> None:
+    config = S3Config(endpoint_url=endpoint, crc32c_checksums=crc32c)
+    assert config.signs_payloads is signed
+    options: Any = config.botocore_config("us-east-1").s3
+    assert options.get("payload_signing_enabled", True) is signed
 
 
 def test_credentials_never_show_their_secrets() -> None:

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import weakref
 
 import pytest
 
@@ -110,3 +112,24 @@ async def test_cancel_after_delivery_returns_the_buffer() -> None:
     with pytest.raises(asyncio.CancelledError):
         await waiter
     assert pool.in_use == 0
+
+
+def test_buffers_are_zeroed_private_memory_dropped_on_eviction() -> None:
+    pool = BufferPool(8 * K)
+    buf = pool.try_acquire(8 * K)
+    assert buf is not None
+    assert bytes(buf.view) == bytes(8 * K)
+    buf.view[:3] = b"abc"
+    pid = os.fork()
+    if pid == 0:  # a forked child must get its own copy, never write into the parent's buffers
+        buf.view[:3] = b"xyz"
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert bytes(buf.view[:3]) == b"abc"
+    backing = weakref.ref(buf.view.obj)
+    pool.release(buf)
+    del buf
+    other = pool.try_acquire(4 * K)  # another size: the idle 8 KiB buffer is evicted, and freed
+    assert other is not None
+    assert backing() is None
+    assert pool.in_use + pool.cached <= pool.budget

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from s3dsi.transfer import checksums
 from s3dsi.transfer.checksums import (
     ALGORITHMS,
     RunningChecksums,
@@ -101,3 +102,9 @@ def test_running_checksums_detect_missing_part() -> None:
     sums.record_part(2, 10, 0, None)
     with pytest.raises(ValueError):
         sums.hexdigests(10)
+
+
+@given(st.binary(max_size=5000), st.binary(max_size=5000))
+def test_adler32_matches_zlib_whichever_implementation(a: bytes, b: bytes) -> None:
+    running = checksums.adler32(memoryview(b), checksums.adler32(a, 1))
+    assert running == zlib.adler32(a + b)

@@ -79,3 +79,25 @@ async def test_unknown_algorithm(workers: PartWorkers) -> None:
     backend.put(PATH, b"x")
     with pytest.raises(UnknownChecksumAlgorithm):
         await cksm(backend, workers, "CRC32")
+
+
+async def test_read_back_digest_is_remembered(workers: PartWorkers) -> None:
+    data = payload(3 * P + 9)
+    backend = FakeBackend()
+    backend.put(PATH, data, tags={"project": "x"})
+    reads: list[int] = []
+    backend.before_read = reads.append
+    want = hashlib.md5(data).hexdigest()
+    assert await cksm(backend, workers, "MD5") == want
+    assert reads
+    reads.clear()
+    assert await cksm(backend, workers, "MD5") == want  # answered from the tag now
+    assert reads == []
+    assert backend.objects[PATH].tags["project"] == "x"  # other tags are kept
+    # partial ranges are never remembered
+    await cksm(backend, workers, "SHA1", 5, 100)
+    assert "s3dsi-sha1" not in backend.objects[PATH].tags
+    # the remembered digest does not apply to new content under the same name
+    other = payload(3 * P + 9, seed=2)
+    backend.put(PATH, other, tags=dict(backend.objects[PATH].tags))
+    assert await cksm(backend, workers, "MD5") == hashlib.md5(other).hexdigest()

@@ -40,6 +40,27 @@ async def collect(engine: DownloadEngine, consumers: int = 1) -> list[tuple[int,
     return got
 
 
+def test_a_sender_served_by_its_own_call_does_not_overtake_earlier_ones(workers: PartWorkers) -> None:
+    """A caller whose own _dispatch serves it must not run ahead of earlier waiters served in that
+    same dispatch (their tasks resume later): chunks leave in offset order."""
+    size = 6 * P - 5000
+    data = payload(size, size)
+    backend = FakeBackend()
+    backend.put(PATH, data)
+
+    async def go() -> list[int]:
+        engine = engine_for(backend, workers, BufferPool(16 * P), prefetch_parts=3)
+        await engine.open()
+        got = await collect(engine, 4)
+        await engine.close()
+        assert b"".join(d for _, d in got) == data
+        return [o for o, _ in got]
+
+    for _ in range(20):
+        offsets = asyncio.run(go())
+        assert offsets == sorted(offsets)
+
+
 def test_normalize_ranges() -> None:
     assert normalize_ranges(None, 10) == [(0, 10)]
     assert normalize_ranges(None, 0) == []
