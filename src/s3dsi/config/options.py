@@ -101,6 +101,7 @@ S3_OPTIONS: dict[str, OptionSpec] = {
     "storage_class": OptionSpec("storage_class", v.parse_storage_class),
     "verify_tls": OptionSpec("verify_tls", v.parse_bool),
     "ca_bundle": OptionSpec("ca_bundle", _path),
+    "unsigned_payload_over_http": OptionSpec("unsigned_payload_over_http", v.parse_bool),
     "upload_checksums": OptionSpec("upload_checksums", v.parse_checksums),
     "state_dir": OptionSpec("state_dir", _path),
     "orphan_upload_age": OptionSpec("orphan_upload_age", v.parse_duration),

@@ -57,6 +57,7 @@ class Settings:
     storage_class: str | None = None
     verify_tls: bool = True
     ca_bundle: str | None = None
+    unsigned_payload_over_http: bool = False  # plain-HTTP endpoints: skip SHA-256 payload signing
     # computed while receiving; MD5 (1.4 CPU s/GiB, serial) is opt-in: docs/performance.md
     upload_checksums: tuple[str, ...] = ("ADLER32", "CRC32C")
     state_dir: str | None = None  # resumable-upload journal; None: a per-user default
