@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import socket
 import time
 
+from s3dsi.storage.memory import MemoryBackend
 from tests.functional.server.conftest import RunningDaemon
 from tests.support.daemon import TEST_PASSWORD, TEST_USER
 from tests.support.ftp_client import recv_all
@@ -114,4 +117,25 @@ def test_mlsd_has_distinct_unique_per_directory_and_crlf(memory_daemon: RunningD
     assert uniques["f.bin"] is not None
     dir_uniques = [uniques[n] for n in ("a", "b", "c")]
     assert len(set(dir_uniques)) == 3
+    c.close()
+
+
+def test_cksm_status_markers_during_a_long_read_back(memory_daemon: RunningDaemon) -> None:
+    data = os.urandom(12 * 1024 * 1024)
+    backend: MemoryBackend = memory_daemon.backend
+    backend.put_object("/data/ck.bin", memoryview(data))
+    original = backend.read_range
+
+    def slow_read(info, start, into):  # type: ignore[no-untyped-def]
+        time.sleep(0.8)
+        return original(info, start, into)
+
+    backend.read_range = slow_read  # type: ignore[method-assign]
+    c = memory_daemon.client()
+    assert c.cmd("OPTS CKSM markers=1;").code == 200
+    c.send("CKSM SHA1 0 -1 /data/ck.bin")
+    prelim, final = c.read_final()
+    assert final.lines == [f"213 {hashlib.sha1(data).hexdigest()}"]
+    assert prelim and prelim[0].lines[0] == "113-Status Marker"
+    assert prelim[0].lines[2].startswith(" Bytes Processed: ")
     c.close()
