@@ -41,3 +41,12 @@ class UnknownChecksumAlgorithm(DsiError):
     globus_type = "INTERNAL_ERROR"
     errno = _errno.EINVAL
     default_text = "Unknown checksum algorithm requested."
+
+
+class ChecksumMismatch(DsiError):
+    """The data received does not have the checksum the client announced with SCKS; nothing stored."""
+
+    code = 451
+    globus_type = "INTERNAL_ERROR"
+    errno = _errno.EIO
+    default_text = "Checksum mismatch: the data received does not match the SCKS value; nothing was stored"

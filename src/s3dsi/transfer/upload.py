@@ -32,7 +32,7 @@ from s3dsi.storage.backend import Backend, ObjectInfo
 from s3dsi.transfer.assembly import DONE, FILLING, SEALED, UPLOADED, PartAssembly
 from s3dsi.transfer.buffers import BufferPool, PartBuffer
 from s3dsi.transfer.checksums import RunningChecksums
-from s3dsi.transfer.errors import FileTooLarge, IncompleteUpload
+from s3dsi.transfer.errors import ChecksumMismatch, FileTooLarge, IncompleteUpload
 from s3dsi.transfer.geometry import MAX_PARTS, PartPlan, PartSpan
 from s3dsi.transfer.tags import digest_tags
 from s3dsi.transfer.workers import PartWorkers
@@ -119,6 +119,7 @@ class UploadEngine:
         self._closed = False
         self._opened = False
         self.failed: BaseException | None = None
+        self._expect: tuple[str, str] | None = None
 
         if committed_parts:
             self._sums.drop_ordered()
@@ -412,8 +413,14 @@ class UploadEngine:
         return upload_id
 
     # -- the end -----------------------------------------------------------------------------------
-    async def finish(self) -> FinishedUpload:
-        """Store the object (PutObject or CompleteMultipartUpload) and tag it with its digests."""
+    async def finish(self, *, expect: tuple[str, str] | None = None) -> FinishedUpload:
+        """Store the object (PutObject or CompleteMultipartUpload) and tag it with its digests.
+
+        ``expect`` (algorithm, lower-case hex; from SCKS): the object is stored only if the data
+        received has that digest — checked before anything becomes visible. The algorithm must be one
+        this engine computes; otherwise the check cannot be made and is skipped (logged).
+        """
+        self._expect = expect
         if self._closed:
             raise self.failed or DsiError("upload already finished")
         try:
@@ -497,6 +504,7 @@ class UploadEngine:
             raise self._hole(0)
         data = part.view[:size] if part is not None and size else memoryview(b"")
         digests = self._sums.hexdigests(size)
+        self._verify_expected(digests)
         tags = digest_tags(digests, size, None)
         crc = part.crc if part is not None and size else 0
         try:
@@ -513,10 +521,11 @@ class UploadEngine:
     async def _complete(self, size: int) -> FinishedUpload:
         upload_id = await self._ensure_upload()
         parts = [(n, self._uploaded[n].etag) for n in sorted(self._uploaded)]
+        digests = self._sums.hexdigests(size)
+        self._verify_expected(digests)
         info = await self._io(self._backend.complete_upload, self._path, upload_id, parts)
         with self._lock:
             self._completed = True  # the upload id is spent: nothing to abort any more
-        digests = self._sums.hexdigests(size)
         tags = digest_tags(digests, size, info.etag)
         try:
             stored = await self._io(self._backend.set_tags, self._path, tags)
@@ -524,6 +533,19 @@ class UploadEngine:
             log.warning("could not tag %s with its checksums: %s", self._path, exc.text)
             stored = False
         return FinishedUpload(size, info.etag, digests, info, len(parts), stored)
+
+    def _verify_expected(self, digests: Mapping[str, str]) -> None:
+        if self._expect is None:
+            return
+        algorithm, value = self._expect
+        got = digests.get(algorithm.upper())
+        if got is None:
+            log.warning("SCKS %s for %s cannot be verified: not computed for this upload", algorithm,
+                        self._path)
+            return
+        if got != value.lower():
+            raise ChecksumMismatch(f"Checksum mismatch: {algorithm} of the data received is {got}, SCKS "
+                                   f"announced {value.lower()}; nothing was stored")
 
     async def _cleanup(self) -> None:
         with self._lock:

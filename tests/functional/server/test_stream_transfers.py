@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import struct
 import time
+import zlib
 
 import pytest
 
@@ -161,4 +163,34 @@ def test_stream_upload_sizes(memory_daemon: RunningDaemon, size: int) -> None:
     assert memory_daemon.read(f"/data/s{size}.bin") == data
     got, code = _retr(c, f"RETR /data/s{size}.bin")
     assert code == 226 and got == data
+    c.close()
+
+
+def test_scks_verifies_the_upload_before_it_becomes_visible(memory_daemon: RunningDaemon) -> None:
+    b = memory_daemon.backend
+    b.put_object("/data/scks.bin", memoryview(b"previous"))
+    data = os.urandom(7 * MiB + 3)
+    c = memory_daemon.client()
+    # right ADLER32: stored
+    assert c.cmd(f"SCKS ADLER32 {zlib.adler32(data):08x}").code == 200
+    s = _start_upload(c, "/data/scks.bin")
+    s.sendall(data)
+    s.close()
+    assert c.read_reply().code == 226
+    assert memory_daemon.read("/data/scks.bin") == data
+    # MD5 is not computed on upload by default: SCKS MD5 makes this upload compute it
+    assert c.cmd(f"SCKS MD5 {hashlib.md5(data[::-1]).hexdigest()}").code == 200
+    s = _start_upload(c, "/data/scks.bin")
+    s.sendall(data[::-1])
+    s.close()
+    assert c.read_reply().code == 226
+    # wrong value: refused, nothing replaced
+    assert c.cmd("SCKS MD5 00000000000000000000000000000000").code == 200
+    s = _start_upload(c, "/data/scks.bin")
+    s.sendall(data)
+    s.close()
+    r = c.read_reply()
+    assert r.code >= 400 and "Checksum mismatch" in r.text
+    assert memory_daemon.read("/data/scks.bin") == data[::-1]
+    _wait_no_uploads(memory_daemon, "/data/scks.bin")
     c.close()

@@ -266,6 +266,10 @@ async def _upload(session: Session, path: str, *, kind: str, offset: int) -> Non
     settings = ctx.settings
     rest = session.core.take_rest()
     allo = session.core.take_allo()
+    expect = session.core.take_expected_checksum()
+    checksums = tuple(settings.upload_checksums)
+    if expect is not None and expect[0].upper() not in {c.upper() for c in checksums}:
+        checksums = (*checksums, expect[0].upper())  # SCKS: compute what the client will check
     held = [(a, b) for a, b in (rest.held if rest is not None else []) if b > a]
     resumed: Resumable | None = None
     try:
@@ -277,7 +281,7 @@ async def _upload(session: Session, path: str, *, kind: str, offset: int) -> Non
             plan = upload_plan(allo + offset if allo else None, min_part=settings.part_size_min,
                                max_part=settings.part_size_max, budget=settings.memory_budget)
         engine = UploadEngine(session.user_backend, path, plan=plan, pool=ctx.pool, workers=ctx.workers,
-                              checksums=settings.upload_checksums, base_offset=offset,
+                              checksums=checksums, base_offset=offset,
                               upload_id=resumed.entry.upload_id if resumed else None,
                               committed_parts=resumed.parts if resumed else ())
         await engine.open()
@@ -308,7 +312,7 @@ async def _upload(session: Session, path: str, *, kind: str, offset: int) -> Non
                 session.channels.end_mode_e_receive(keep=True)
                 if resumed is None:
                     _check_allo(engine, allo, offset)
-                await engine.finish()
+                await engine.finish(expect=expect)
                 await ticker.stop()
                 await ticker.perf_now()
                 await ticker.ranges_now()
@@ -325,7 +329,7 @@ async def _upload(session: Session, path: str, *, kind: str, offset: int) -> Non
                     _check_allo(engine, allo, offset)
                 if not allo:
                     await _confirm_client_alive(session)
-                await engine.finish()
+                await engine.finish(expect=expect)
             keeper.done()
         except BaseException as failure:
             if state.mode == "E":
