@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from s3dsi.config.arguments import add_config_arguments, settings_from_args
-from s3dsi.config.loader import BOOKKEEPING_FIELDS
+from s3dsi.config.loader import BOOKKEEPING_FIELDS, is_per_user_path
 from s3dsi.config.settings import Settings
 from s3dsi.config.values import format_size, parse_s3_debug
 from s3dsi.identity.passwords import PasswordFile, PasswordFileError
@@ -64,8 +64,7 @@ def _check_accounts(settings: Settings, found: Findings) -> None:
         found.warnings.append("process_user is not set and allow_root is 1: sessions would run as root")
     elif os.geteuid() == 0:
         found.notes.append("process_user is not set: started as root, 'serve' runs each session in its own "
-                           "process as the logged-in user, who needs a local account and reads their own "
-                           "~/.globus/s3")
+                           "process as the logged-in user, who needs a local account")
     if settings.process_group:
         try:
             grp.getgrnam(settings.process_group)
@@ -74,8 +73,19 @@ def _check_accounts(settings: Settings, found: Findings) -> None:
                                   f"{settings.process_group!r} does not exist on this host")
 
 
+def _per_session(settings: Settings) -> bool:
+    """Whether ``serve`` would run each session in its own process as the logged-in user."""
+    return os.geteuid() == 0 and not settings.process_user and not settings.allow_root
+
+
 def _check_map(settings: Settings, found: Findings) -> UserMap | None:
     path = settings.s3_map_filename
+    template = settings.s3_map_template
+    if _per_session(settings) and (template is None or is_per_user_path(template)):
+        # s3_map_filename was expanded for root here; sessions expand it for their own user
+        found.notes.append(f"credential maps: each user's own {template or '~/.globus/s3'}, read as that "
+                           "user at login (check one with 's3dsi map check' run as that user)")
+        return None
     if path is None:
         return None
     explicit = settings.sources["s3_map_filename"] != "default"

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
+import pwd
 import sys
 from typing import Any
 
 from s3dsi.config.arguments import add_config_arguments, settings_from_args
+from s3dsi.config.settings import Settings
 from s3dsi.protocol.errors import ConfigError
 from s3dsi.server.backends import MapFileBackends
 from s3dsi.storage.s3 import S3BackendFactory
@@ -25,13 +28,30 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
+def journal_directory(settings: Settings) -> str | None:
+    """The state directory whose journal this user's sessions wrote (None: the user's own default).
+
+    A root daemon without process_user runs each session as its user, journalling under
+    ``state_dir/users/NAME`` (docs/admin.md); that directory exists only if such a daemon made it.
+    """
+    state_dir = settings.state_dir
+    if state_dir is None or os.geteuid() == 0 or settings.process_user or settings.allow_root:
+        return state_dir
+    try:
+        name = pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return state_dir
+    own = os.path.join(state_dir, "users", name)
+    return own if os.path.isdir(own) else state_dir
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         settings = settings_from_args(args)
     except ConfigError as err:
         print(f"s3dsi janitor: {err}", file=sys.stderr)
         return 2
-    journal = UploadJournal(settings.state_dir)
+    journal = UploadJournal(journal_directory(settings))
     backends = MapFileBackends(settings, S3BackendFactory(S3Config.from_settings(settings)))
     max_age = args.max_age if args.max_age is not None else float(settings.orphan_upload_age)
     result = sweep(journal, backends.backend_for, max_age=max_age, dry_run=args.dry_run)

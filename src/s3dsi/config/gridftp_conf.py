@@ -15,7 +15,7 @@ import re
 import stat
 from dataclasses import dataclass
 
-from s3dsi.config.textfile import TextFileError, split_lines
+from s3dsi.config.textfile import TextFileError, lex_lines
 
 _SPACE = " \t\n\v\f\r"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -82,15 +82,8 @@ def lex_line(text: str) -> tuple[str, str, bool] | None:
 
 def parse_conf(data: bytes, path: str) -> list[ConfLine]:
     """Every option and environment line of one file, in order. Raises TextFileError with the line."""
-    entries: list[ConfLine] = []
-    for number, text in split_lines(data):
-        try:
-            lexed = lex_line(text)
-        except TextFileError as exc:
-            raise TextFileError(exc.reason, number) from None
-        if lexed is not None:
-            entries.append(ConfLine(path, number, lexed[0], lexed[1], lexed[2]))
-    return entries
+    return [ConfLine(path, number, name, value, env)
+            for number, (name, value, env) in lex_lines(data, lex_line)]
 
 
 def is_loaded_name(name: str) -> bool:

@@ -223,19 +223,29 @@ def user_home(user: str | None, environ: Mapping[str, str]) -> tuple[str, str] |
     return entry.pw_name, environ.get("HOME") or entry.pw_dir
 
 
+def _variable(name: str) -> re.Pattern[str]:
+    """``$NAME`` or ``${NAME}``, not the start of a longer name (``$HOMEDIR`` is not ``$HOME``)."""
+    return re.compile(rf"\$(?:\{{{name}\}}|{name}(?![A-Za-z0-9_]))")
+
+
 def expand_user_path(raw: str, user: str, home: str) -> str:
     """``~``, ``$HOME`` and ``$USER`` of the process user substituted; made absolute."""
     text = home + raw[1:] if raw == "~" or raw.startswith("~/") else raw
-    text = re.sub(r"\$\{?HOME\}?", lambda _m: home, text)
-    text = re.sub(r"\$\{?USER\}?", lambda _m: user, text)
+    text = _variable("HOME").sub(lambda _m: home, text)
+    text = _variable("USER").sub(lambda _m: user, text)
     return os.path.abspath(text)
+
+
+def is_per_user_path(raw: str) -> bool:
+    """Whether ``expand_user_path`` gives each user another path (``~``, ``$HOME`` or ``$USER``)."""
+    return raw == "~" or raw.startswith("~/") or any(_variable(n).search(raw) for n in ("HOME", "USER"))
 
 
 def _resolve_map_path(draft: _Draft, environ: Mapping[str, str]) -> None:
     raw = draft.values["s3_map_filename"]
     # process_user only applies to a daemon started as root; otherwise sessions run as the current user
     process_user = typing.cast("str | None", draft.values["process_user"]) if os.geteuid() == 0 else None
-    needs_home = raw is None or bool(re.search(r"^~|\$\{?(HOME|USER)\b", str(raw)))
+    needs_home = raw is None or is_per_user_path(str(raw))
     identity = user_home(process_user, environ) if needs_home else None
     if raw is None:
         if identity is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from s3dsi.config.textfile import TextFileError, split_lines
+from s3dsi.config.textfile import TextFileError, lex_lines
 
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -56,12 +56,4 @@ def lex_line(text: str) -> tuple[str, str] | None:
 
 
 def parse_s3_conf(data: bytes, path: str) -> list[KeyValue]:
-    entries: list[KeyValue] = []
-    for number, text in split_lines(data):
-        try:
-            lexed = lex_line(text)
-        except TextFileError as exc:
-            raise TextFileError(exc.reason, number) from None
-        if lexed is not None:
-            entries.append(KeyValue(path, number, lexed[0], lexed[1]))
-    return entries
+    return [KeyValue(path, number, key, value) for number, (key, value) in lex_lines(data, lex_line)]

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
+from typing import TypeVar
+
+_Item = TypeVar("_Item")
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_LINE_CHARS = 64 * 1024
@@ -91,3 +95,17 @@ def split_lines(data: bytes, max_line: int = MAX_LINE_CHARS) -> list[tuple[int, 
     if text.endswith("\n") or not text:
         lines.pop()  # the empty piece after the final line end (or of an empty file)
     return lines
+
+
+def lex_lines(data: bytes, lex: Callable[[str], _Item | None]) -> list[tuple[int, _Item]]:
+    """(line number, ``lex(text)``) for every line ``lex`` does not skip (None); a TextFileError from
+    ``lex`` gets the line number."""
+    lexed: list[tuple[int, _Item]] = []
+    for number, text in split_lines(data):
+        try:
+            item = lex(text)
+        except TextFileError as exc:
+            raise TextFileError(exc.reason, number) from None
+        if item is not None:
+            lexed.append((number, item))
+    return lexed

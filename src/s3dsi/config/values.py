@@ -1,8 +1,8 @@
 """Text-to-value conversions for configuration options; each raises ValueError saying what was expected.
 
 The callers add file and line. Integer syntax follows the reference server (``globus_args_bytestr_to_num``:
-digits with an optional K/M/G/B suffix, binary multiples); booleans in gridftp.d are ``0``/``1`` only, as
-there; the S3 connector conf, which is ours, also takes yes/no/true/false/on/off.
+ASCII digits with an optional K/M/G/B suffix, binary multiples); booleans in gridftp.d are ``0``/``1``
+only, as there; the S3 connector conf, which is ours, also takes yes/no/true/false/on/off.
 """
 
 from __future__ import annotations
@@ -13,9 +13,12 @@ from urllib.parse import urlsplit
 
 from s3dsi.config.settings import MiB
 
-_SIZE_RE = re.compile(r"(-?\d+)\s*([kmgt]?)(i?b)?", re.IGNORECASE)
+_SIZE_RE = re.compile(r"(-?[0-9]+)\s*([kmgt]?)(i?b)?", re.IGNORECASE)
 _POWER = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
-_DURATION_RE = re.compile(r"(\d+)\s*([smhd]?)", re.IGNORECASE)
+_DURATION_RE = re.compile(r"([0-9]+)\s*([smhd]?)", re.IGNORECASE)
+# Numbers are ASCII digits, as the reference's C parser reads them: str.isdigit() and int() also take
+# "²", "٣" or "1_0" (and int() then refuses "²" in words that are not the option's).
+_DIGITS = re.compile(r"[0-9]+")
 _DURATION_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 GT_LOG_BITS = {"ERROR": 0x01, "WARN": 0x02, "TRANSFER": 0x04, "INFO": 0x08, "DUMP": 0x10, "ALL": 0xFF}
@@ -44,7 +47,7 @@ def shorten(value: str, limit: int = 60) -> str:
 
 def parse_gt_int(text: str) -> int:
     """An integer as the reference server reads one: ``10``, ``-1``, ``64K``, ``1G``."""
-    match = re.fullmatch(r"(-?\d+)([kKmMgGbB]?)", text.strip())
+    match = re.fullmatch(r"(-?[0-9]+)([kKmMgGbB]?)", text.strip())
     if match is None:
         raise ValueError("an integer, optionally with a K, M or G suffix")
     number = int(match.group(1))
@@ -88,10 +91,7 @@ def parse_duration(text: str) -> int:
 
 
 def parse_positive_int(text: str) -> int:
-    try:
-        value = int(text.strip())
-    except ValueError:
-        raise ValueError("a positive integer") from None
+    value = int(text.strip()) if _DIGITS.fullmatch(text.strip()) else 0
     if value < 1:
         raise ValueError("a positive integer")
     return value
@@ -100,7 +100,7 @@ def parse_positive_int(text: str) -> int:
 def parse_port_range(text: str) -> tuple[int, int]:
     """``min,max`` (the reference syntax) or ``min max``; 1 <= min <= max <= 65535."""
     parts = [p for p in re.split(r"[\s,]+", text.strip()) if p]
-    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+    if len(parts) != 2 or not all(_DIGITS.fullmatch(p) for p in parts):
         raise ValueError('a port range "min,max" (or "min max")')
     low, high = int(parts[0]), int(parts[1])
     if not 1 <= low <= high <= 65535:
@@ -115,7 +115,7 @@ def parse_gt_log_level(text: str) -> int:
     bit mask of GT categories (ERROR 1, WARN 2, TRANSFER 4, INFO 8, DUMP 16).
     """
     value = text.strip()
-    if value.isdigit():
+    if _DIGITS.fullmatch(value):
         mask = int(value)
         if mask > 255:
             raise ValueError("a comma list of ERROR, WARN, INFO, TRANSFER, DUMP, ALL, or a number 0-255")
@@ -134,14 +134,14 @@ def parse_gt_log_level(text: str) -> int:
 def normalise_log_level(text: str) -> str:
     parse_gt_log_level(text)
     value = text.strip()
-    return value if value.isdigit() else ",".join(n.strip().upper() for n in value.split(","))
+    return value if _DIGITS.fullmatch(value) else ",".join(n.strip().upper() for n in value.split(","))
 
 
 def parse_s3_debug(text: str) -> tuple[int, str | None]:
     """``GLOBUS_S3_DEBUG``: ``LEVEL[,PATH]`` (a number bit mask and an optional log path)."""
     level_text, _, path = text.partition(",")
     level_text = level_text.strip()
-    if not level_text.isdigit():
+    if not _DIGITS.fullmatch(level_text):
         raise ValueError('"LEVEL[,PATH]" with LEVEL a number, e.g. "1023,/var/log/s3.log"')
     path = path.strip()
     return int(level_text), (path or None)

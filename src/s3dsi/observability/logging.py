@@ -16,7 +16,7 @@ import re
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any, TextIO
 from urllib.parse import quote
 
@@ -76,13 +76,6 @@ class _SecretRegistry:
                     self._transient.pop(variant, None)
                 self._dirty = True
 
-    def clear(self) -> None:
-        with self._lock:
-            self._pinned.clear()
-            self._transient.clear()
-            self._pattern = None
-            self._dirty = False
-
     def pattern(self) -> re.Pattern[str] | None:
         with self._lock:
             if self._dirty:
@@ -99,16 +92,6 @@ def register_secret(value: str | None, *, transient: bool = False) -> None:
     """Never let ``value`` reach a log line. ``transient`` values (passwords) are kept in a bounded set."""
     if value:
         _registry.add(value, transient)
-
-
-def register_secrets(values: Iterable[str]) -> None:
-    for value in values:
-        register_secret(value)
-
-
-def clear_registered_secrets() -> None:
-    """Forget every registered value (tests)."""
-    _registry.clear()
 
 
 def _mask_value(match: re.Match[str]) -> str:

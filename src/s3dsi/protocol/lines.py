@@ -33,7 +33,9 @@ _IAC_BYTE = b"\xff"
 
 _NORMAL, _AFTER_IAC, _OPTION = 0, 1, 2
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
-_SECRET_VERBS = frozenset({"PASS", "ADAT"})
+# PASS/ADAT and whatever follows, however the line is spaced (" PASS x", "PASS\tx" are no valid command,
+# but they are logged like every line)
+_SECRET_LINE = re.compile(r"\s*(PASS|ADAT)(?![A-Za-z0-9_])(.*\S)", re.IGNORECASE | re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -56,8 +58,9 @@ class CommandLine:
     @property
     def redacted(self) -> str:
         """The line safe for a log: the argument of PASS/ADAT replaced by ``***``."""
-        if self.verb in _SECRET_VERBS and self.arg is not None:
-            return f"{self.verb} ***"
+        secret = _SECRET_LINE.match(self.raw)
+        if secret is not None:
+            return f"{secret.group(1).upper()} ***"
         return self.raw
 
     @classmethod

@@ -122,8 +122,9 @@ class Backend(Protocol):
 
     # -- writing ---------------------------------------------------------------------------------
     def check_writable(self, path: str) -> None:
-        """Fail before any data moves: PathNotFound if the bucket or parent is missing,
-        IsADirectory if ``path`` is a directory, InvalidPath for a name S3 cannot hold."""
+        """Fail before any data moves: PathNotFound if the bucket is missing, IsADirectory if
+        ``path`` is a directory, InvalidPath for a name S3 cannot hold. A parent prefix need not
+        exist (S3 prefixes are implicit; MKD alone requires one)."""
 
     def put_object(self, path: str, data: memoryview, *, crc32c: int | None = None,
                    tags: Mapping[str, str] | None = None) -> ObjectInfo:

@@ -117,7 +117,8 @@ def test_explicit_missing_map_is_an_error_default_missing_a_warning(
     args = write_config(tmp_path, "", f"s3_map_filename = {tmp_path / 'absent'}\n")
     assert main(args) == 1
     assert "credential map does not exist" in capsys.readouterr().err
-    args = write_config(tmp_path, "", "")
+    # allow_root: as root, sessions then read root's own default map (without it each user reads theirs)
+    args = write_config(tmp_path, "allow_root 1\n", "")
     os.environ["HOME"], home = str(tmp_path / "nohome"), os.environ.get("HOME", "")
     try:
         assert main(args) == 0
@@ -163,3 +164,20 @@ def test_secret_environment_lines_are_not_shown(tmp_path: Path, capsys: pytest.C
     assert SECRET not in captured.out + captured.err
     assert "AWS_SECRET_ACCESS_KEY=***" in captured.out
     assert "S3DSI_VISIBLE=shown" in captured.out
+
+
+@pytest.mark.parametrize("s3_conf", ["", "s3_map_filename = $HOME/.globus/s3\n",
+                                     "s3_map_filename = /srv/s3maps/$USER\n"])
+def test_per_session_model_does_not_check_roots_map(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                    monkeypatch: pytest.MonkeyPatch, s3_conf: str) -> None:
+    # root without process_user: each session reads its own user's map, never root's
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setenv("HOME", str(tmp_path / "roothome"))
+    args = write_config(tmp_path, "threads 2\n", s3_conf)
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "credential map does not exist" not in captured.out + captured.err
+    assert "each user's own" in captured.out
+    args = write_config(tmp_path, "allow_root 1\n", s3_conf)  # sessions run as root: root's map it is
+    main(args)
+    assert "credential map does not exist" in "".join(capsys.readouterr())

@@ -12,7 +12,7 @@ import pytest
 
 from s3dsi.config import loader
 from s3dsi.config.arguments import add_config_arguments, settings_from_args
-from s3dsi.config.loader import SETTING_FIELDS, load_settings
+from s3dsi.config.loader import SETTING_FIELDS, expand_user_path, load_settings
 from s3dsi.config.settings import MiB, Settings
 from s3dsi.observability.logging import redact_text
 from s3dsi.protocol.errors import ConfigError
@@ -394,3 +394,13 @@ def test_symlinked_configuration_files_are_followed(etc: Layout, tmp_path: Path)
     settings = etc.load()
     assert settings.threads == 6
     assert settings.sources["threads"] == f"{etc.dir / 'gridftp-s3'}:1"
+
+
+@pytest.mark.parametrize(("raw", "expanded"), [
+    ("$HOMEDIR/s3", "$HOMEDIR/s3"), ("/srv/$USERNAME/s3", "/srv/$USERNAME/s3"),
+    ("${HOME}/s3", "/home/u/s3"), ("$HOME/s3", "/home/u/s3"), ("/srv/${USER}.s3", "/srv/u.s3"),
+    ("/srv/$USER-x/s3", "/srv/u-x/s3"),
+])
+def test_only_whole_home_and_user_variables_are_expanded(raw: str, expanded: str) -> None:
+    # $HOMEDIR is not $HOME followed by "DIR" (the loader's own test for "needs a home" agrees)
+    assert expand_user_path(raw, "u", "/home/u") == os.path.abspath(expanded)

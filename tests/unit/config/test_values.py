@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from s3dsi.config import values as v
@@ -168,3 +170,18 @@ def test_format_size() -> None:
     assert v.format_size(8 * 1024 ** 2) == "8M"
     assert v.format_size(5 * 1024 ** 3) == "5G"
     assert v.format_size(1000) == "1000"
+
+
+
+@pytest.mark.parametrize(("parse", "text"), [
+    (v.parse_port_range, "²,3"), (v.parse_port_range, "50000,٥١٠٠٠"), (v.parse_gt_log_level, "²"),
+    (v.parse_gt_log_level, "٣"), (v.parse_s3_debug, "²,/tmp/x"), (v.parse_gt_int, "٣"),
+    (v.parse_size, "٣M"), (v.parse_duration, "٣m"), (v.parse_positive_int, "1_0"),
+    (v.parse_positive_int, "٣"), (v.parse_positive_int, "+3"),
+])
+def test_numbers_are_ascii_digits_only(parse: Callable[[str], object], text: str) -> None:
+    # as the reference's C parser; str.isdigit() and int() accept "²", "٣" and "1_0", and "²" then made
+    # int() fail with Python's own wording instead of the option's
+    with pytest.raises(ValueError) as caught:
+        parse(text)
+    assert "invalid literal" not in str(caught.value)

@@ -133,6 +133,13 @@ def test_redacted() -> None:
     assert CommandLine.parse("RETR /x").redacted == "RETR /x"
 
 
+@pytest.mark.parametrize("text", [" PASS hunter2", "PASS\thunter2", "pass  hunter2", "\tADAT abcd"])
+def test_redacted_whatever_the_spacing(text: str) -> None:
+    # such lines are not valid PASS commands (500), but the session logs every line it reads
+    assert "hunter2" not in CommandLine.parse(text).redacted
+    assert "abcd" not in CommandLine.parse(text).redacted
+
+
 _command_text = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\r\n\xff"), max_size=40)
 _commands = st.lists(_command_text, max_size=15)
 
