@@ -41,6 +41,7 @@ from s3dsi.server.context import LoginThrottle
 log = get_logger("s3dsi.daemon")
 TICK = 1.0
 KILL_AFTER = 10.0  # seconds past shutdown_grace before children still running are killed
+REQUEST_TIMEOUT = 2.0  # seconds an admin or metrics request may take, all of it
 TOO_MANY = b"421 Service not available: too many connections.\r\n"
 UNAVAILABLE = b"421 Service not available.\r\n"
 
@@ -342,7 +343,7 @@ class Supervisor:
             try:
                 if admin.peer_uid(conn) not in admin.allowed_uids():
                     return
-                conn.settimeout(2.0)
+                conn.settimeout(REQUEST_TIMEOUT)
                 request = conn.recv(admin.MAX_REQUEST)
                 conn.sendall(admin.answer(request, self.status))
             except OSError:
@@ -363,14 +364,21 @@ class Supervisor:
         except (BlockingIOError, InterruptedError):
             return
         with conn:
+            # one deadline for the whole request: a per-recv timeout lets a client that sends a byte
+            # now and then hold this loop (no accepts, no reaping, no signals) for hours
+            deadline = time.monotonic() + REQUEST_TIMEOUT
             try:
-                conn.settimeout(2.0)
                 head = b""
                 while b"\r\n\r\n" not in head and len(head) < 65536:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return
+                    conn.settimeout(remaining)
                     chunk = conn.recv(4096)
                     if not chunk:
                         break
                     head += chunk
+                conn.settimeout(max(0.1, deadline - time.monotonic()))
                 conn.sendall(http_response(head, self.render_metrics))
             except OSError:
                 pass

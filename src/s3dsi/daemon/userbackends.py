@@ -10,9 +10,9 @@ from collections.abc import Callable
 from s3dsi.config.loader import expand_user_path
 from s3dsi.config.settings import Settings
 from s3dsi.daemon.accounts import Account, AccountError, PrivilegeError, drop_privileges
-from s3dsi.identity.usermap import MapError, UserMap
 from s3dsi.observability.logging import get_logger
 from s3dsi.protocol.errors import PermissionDenied
+from s3dsi.server.backends import mapped_credentials
 from s3dsi.storage.backend import Backend
 from s3dsi.storage.s3 import S3BackendFactory
 
@@ -65,15 +65,7 @@ class SessionUserBackends:
 
     def backend_for(self, local_user: str) -> Backend:
         account = self._become(local_user)
-        path = map_path_for(self.settings, account)
-        try:
-            entry = UserMap.load(path).lookup(local_user)
-        except MapError as err:
-            raise PermissionDenied(f"credential map unusable: {err}") from None
-        except OSError as err:
-            raise PermissionDenied(f"credential map unreadable: {err.strerror}") from None
-        if entry is None:
-            raise PermissionDenied("no S3 credentials are mapped for this user")
+        entry = mapped_credentials(map_path_for(self.settings, account), local_user)
         with self._lock:
             if self._factory is None:
                 self._factory = self._make_factory()

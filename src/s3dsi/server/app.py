@@ -111,11 +111,6 @@ class Daemon:
         finally:
             self._session_tasks.discard(task)
 
-    async def stop_accepting(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-
     async def stop(self, grace: float = 0.0) -> None:
         """Stop accepting; idle sessions close at once, running transfers may finish for ``grace``
         seconds (their sessions close after them); whatever still runs then is cancelled."""

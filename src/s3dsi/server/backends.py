@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 import pwd
-import threading
 
 from s3dsi.config.settings import Settings
-from s3dsi.identity.usermap import MapError, UserMap
+from s3dsi.identity.usermap import MapEntry, MapError, UserMap
 from s3dsi.protocol.errors import PermissionDenied
 from s3dsi.storage.backend import Backend
 from s3dsi.storage.s3 import S3BackendFactory
@@ -22,6 +21,19 @@ def default_map_path() -> str:
     return os.path.join(home, ".globus", "s3")
 
 
+def mapped_credentials(map_path: str, local_user: str) -> MapEntry:
+    """``local_user``'s entry in the credential map at ``map_path``, read now; PermissionDenied else."""
+    try:
+        entry = UserMap.load(map_path).lookup(local_user)
+    except MapError as err:
+        raise PermissionDenied(f"credential map unusable: {err}") from None
+    except OSError as err:
+        raise PermissionDenied(f"credential map unreadable: {err.strerror}") from None
+    if entry is None:
+        raise PermissionDenied("no S3 credentials are mapped for this user")
+    return entry
+
+
 class MapFileBackends:
     """Reads the map file at every login, so an admin's edit takes effect for the next login."""
 
@@ -30,14 +42,7 @@ class MapFileBackends:
         self.factory = factory
 
     def backend_for(self, local_user: str) -> Backend:
-        try:
-            entry = UserMap.load(self.map_path).lookup(local_user)
-        except MapError as err:
-            raise PermissionDenied(f"credential map unusable: {err}") from None
-        except OSError as err:
-            raise PermissionDenied(f"credential map unreadable: {err.strerror}") from None
-        if entry is None:
-            raise PermissionDenied("no S3 credentials are mapped for this user")
+        entry = mapped_credentials(self.map_path, local_user)
         return self.factory.for_credentials(entry.access_key_id, entry.secret_access_key)
 
 
@@ -46,7 +51,6 @@ class SharedBackend:
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
-        self._lock = threading.Lock()
 
     def backend_for(self, local_user: str) -> Backend:
         return self.backend

@@ -15,7 +15,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from s3dsi import __version__
 from s3dsi.observability.logging import get_logger
 from s3dsi.observability.transferlog import DOWNLOAD_KINDS, TransferRecord
 from s3dsi.protocol.errors import DsiError
@@ -52,7 +51,6 @@ class RunningTransfer:
         self.aborted_by_client = False
         self.finished = asyncio.Event()
         self.nbytes = 0
-        self.started = asyncio.get_running_loop().time()
         # -- facts for transfer logs, metrics and `s3dsi status` (daemon hooks) --
         self.started_at = time.time()
         self.progress: Callable[[], int] | None = None  # live byte count while data moves
@@ -89,7 +87,7 @@ class Session:
         self.backend: Backend | None = None
         self.transfer: RunningTransfer | None = None
         self.log = get_logger("s3dsi.session", session=self.id, remote=peer[0])
-        self._queue: asyncio.Queue[CommandLine | None] = asyncio.Queue(QUEUE_LIMIT)
+        self._queue: asyncio.Queue[CommandLine] = asyncio.Queue(QUEUE_LIMIT)
         self._closing = False
         self.control_closed = False
         self.opened = time.time()
@@ -110,9 +108,6 @@ class Session:
 
     async def reply_error(self, err: DsiError, *, prefix: str | None = None) -> None:
         await self.reply(error_reply(err, prefix=prefix))
-
-    def close_after_reply(self) -> None:
-        self._closing = True
 
     # -- life cycle ------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -146,8 +141,8 @@ class Session:
             try:
                 data = await asyncio.wait_for(self.stream.read(), timeout)
             except TimeoutError:
-                if self.transfer is not None or not self._queue.empty():
-                    continue
+                if self._executing or self.transfer is not None or not self._queue.empty():
+                    continue  # a command still runs (a long CKSM, say): that is not idle time
                 await self.reply(IDLE_TIMEOUT)
                 return
             except (ConnectionError, OSError):
@@ -179,8 +174,6 @@ class Session:
     async def _work_loop(self) -> None:
         while not self._draining:
             line = await self._queue.get()
-            if line is None:
-                return
             self._executing = True
             try:
                 await self.execute(line)
@@ -276,7 +269,3 @@ class Session:
             hook(record)
         except Exception:
             self.log.exception("transfer record hook failed")
-
-    @property
-    def version(self) -> str:
-        return __version__

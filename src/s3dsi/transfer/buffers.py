@@ -102,11 +102,6 @@ class BufferPool:
         """Bytes of idle buffers kept for reuse (allocated: in_use + cached ≤ budget)."""
         return self._cached
 
-    @property
-    def max_part_size(self) -> int:
-        """The largest part size plans should use: two parts must fit, so a transfer can overlap."""
-        return self.budget // 2
-
     # -- accounts ----------------------------------------------------------------------------------
     def open_account(self, name: str | None = None) -> PoolAccount:
         account = PoolAccount(self, name or f"transfer-{next(self._names)}")
@@ -187,12 +182,6 @@ class BufferPool:
             for waiter in mine:
                 self._waiters.remove(waiter)
                 waiter.loop.call_soon_threadsafe(_fail_future, waiter.future, exc)
-
-    def trim(self) -> None:
-        """Drop every idle buffer (e.g. when the daemon goes idle)."""
-        with self._lock:
-            self._free.clear()
-            self._cached = 0
 
     # -- internals (lock held) ---------------------------------------------------------------------
     def _grantable(self, size: int, priority: bool) -> bool:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from s3dsi.protocol.errors import DsiError, ObjectChanged, TransferAborted
+from s3dsi.protocol.ranges import RangeList
 from s3dsi.storage.backend import Backend, ObjectInfo
 from s3dsi.transfer.buffers import BufferPool, PartBuffer
 from s3dsi.transfer.workers import PartWorkers
@@ -36,16 +37,12 @@ def normalize_ranges(ranges: Sequence[tuple[int, int | None]] | None, size: int)
     """Ranges clipped to the object, sorted and merged; end None means end of object."""
     if ranges is None:
         return [(0, size)] if size else []
-    clipped = sorted((max(0, s), size if e is None else min(e, size)) for s, e in ranges)
-    merged: list[tuple[int, int]] = []
-    for start, end in clipped:
-        if start >= end:
-            continue
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-        else:
-            merged.append((start, end))
-    return merged
+    merged = RangeList()
+    for first, last in ranges:
+        start, end = max(0, first), size if last is None else min(last, size)
+        if start < end:
+            merged.add(start, end)
+    return list(merged)
 
 
 class _Slot:
@@ -111,7 +108,6 @@ class DownloadEngine:
         self._closed = False
         self._next_read = 0
         self.bytes_sent = 0
-        self.bytes_to_send = 0
 
     @property
     def info(self) -> ObjectInfo:
@@ -134,7 +130,6 @@ class DownloadEngine:
             self._account.close()
             raise
         for start, end in normalize_ranges(self._ranges, self._info.size):
-            self.bytes_to_send += end - start
             for piece in range(start, end, self._part_size):
                 self._reads.append((piece, min(self._part_size, end - piece)))
         self._prefetch_task = asyncio.get_running_loop().create_task(self._prefetch())

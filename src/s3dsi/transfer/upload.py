@@ -28,6 +28,7 @@ from functools import partial
 from typing import Any, TypeVar, TypeVarTuple, Unpack
 
 from s3dsi.protocol.errors import DsiError, PermissionDenied, TransferAborted
+from s3dsi.protocol.ranges import RangeList
 from s3dsi.storage.backend import Backend, ObjectInfo
 from s3dsi.transfer.assembly import DONE, FILLING, SEALED, UPLOADED, PartAssembly
 from s3dsi.transfer.buffers import BufferPool, PartBuffer
@@ -267,19 +268,13 @@ class UploadEngine:
 
     def pop_committed_ranges(self) -> list[tuple[int, int]]:
         """Transfer-offset ranges made durable since the previous call, merged, each reported once."""
-        if not self._newly_durable:
-            return []
-        ranges, self._newly_durable = sorted(self._newly_durable), []
-        merged: list[tuple[int, int]] = []
+        ranges, self._newly_durable = self._newly_durable, []
+        merged = RangeList()
         for file_start, file_end in ranges:
             start, end = max(0, file_start - self._base_offset), file_end - self._base_offset
-            if end <= start:
-                continue
-            if merged and start <= merged[-1][1]:
-                merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-            else:
-                merged.append((start, end))
-        return merged
+            if start < end:
+                merged.add(start, end)
+        return list(merged)
 
     def committed_parts(self) -> list[CommittedPart]:
         """Every part durably in the multipart upload so far (for a restart journal)."""

@@ -113,3 +113,39 @@ def test_peer_close_on_a_connection_nobody_reads_is_quiet(loop_name: str) -> Non
         await asyncio.wait_for(asyncio.shield(conn.lost), 10)
 
     assert run(loop_name, main) == []
+
+
+def _read_until_closed(sock: socket.socket) -> bytes:
+    out = bytearray()
+    try:
+        while chunk := sock.recv(1 << 20):
+            out += chunk
+    except (ConnectionResetError, TimeoutError):
+        pass
+    return bytes(out)
+
+
+@pytest.mark.parametrize("loop_name", sorted(LOOPS))
+def test_a_cancelled_send_never_sends_that_memory_later(loop_name: str) -> None:
+    """ABOR or a failed MODE E stream cancels a send whose bytes the transport still holds; the chunk's
+    pool buffer is then lent to another transfer. uvloop keeps references to written buffers, so the
+    connection must not go on sending from that memory: whatever was interrupted is dropped."""
+
+    async def main() -> None:
+        conn, client = await _accepted_after_client_sent(b"", close=False)
+        client.settimeout(3)
+        buf = bytearray(b"A" * (32 << 20))  # more than loopback socket buffers hold
+        sending = asyncio.ensure_future(conn.send((memoryview(buf),)))
+        await asyncio.sleep(0.2)
+        assert not sending.done()  # the client reads nothing yet: the transport holds the rest
+        sending.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await sending
+        buf[:] = b"X" * len(buf)  # the pool lends the memory to someone else
+        received = await asyncio.get_running_loop().run_in_executor(None, _read_until_closed, client)
+        assert b"X" not in received
+        assert conn.transport is not None and conn.transport.is_closing()
+        assert not conn.reusable
+        client.close()
+
+    run(loop_name, main)

@@ -8,6 +8,8 @@ import struct
 import threading
 import time
 
+import pytest
+
 from tests.functional.server.conftest import MiB, RunningDaemon
 from tests.support.ftp_client import (
     Client,
@@ -231,3 +233,42 @@ def test_mode_e_listing(memory_daemon: RunningDaemon) -> None:
 
 
 _ = struct  # keep the import for readers building headers by hand
+
+
+@pytest.mark.timeout(20)
+def test_eod_and_close_on_a_block_that_carries_data(memory_daemon: RunningDaemon) -> None:
+    """A sender may mark its last data block itself with EOD (or EOD|CLOSE) instead of sending an empty
+    EOD block after it: that connection's EOD counts once the block's payload is in."""
+    c = memory_daemon.client()
+    c.sock.settimeout(10)
+    _mode_e(c)
+    addr = c.pasv()
+    conns = connect_many(addr, 2)
+    c.send("STOR /data/eodblock.bin")
+    assert c.read_reply().code == 150
+    conns[0].sendall(block(0, b"01234") + eof_block(2))
+    conns[1].sendall(block(5, b"567") + block(8, b"89", desc=0x08 | 0x04))
+    _, final = c.read_final()
+    assert final.code == 226, final
+    assert memory_daemon.read("/data/eodblock.bin") == b"0123456789"
+    for s in conns:
+        s.close()
+    c.close()
+
+
+def test_restart_marker_block_payload_is_not_file_data(memory_daemon: RunningDaemon) -> None:
+    """GFD.020 says not to send restart markers (0x10) in MODE E; one that comes anyway carries marker
+    text, never bytes of the file: it must not be written into the object."""
+    c = memory_daemon.client()
+    c.sock.settimeout(10)
+    _mode_e(c)
+    addr = c.pasv()
+    s = socket.create_connection(addr)
+    c.send("STOR /data/marker.bin")
+    assert c.read_reply().code == 150
+    s.sendall(block(0, b"0123456789") + block(2, b"XY", desc=0x10) + eof_block(1))
+    _, final = c.read_final()
+    assert final.code == 226, final
+    assert memory_daemon.read("/data/marker.bin") == b"0123456789"
+    s.close()
+    c.close()

@@ -8,9 +8,12 @@ import re
 import socket
 import time
 
+from s3dsi.observability import logging as s3log
+from s3dsi.server.backends import SharedBackend
 from s3dsi.storage.memory import MemoryBackend
 from tests.functional.server.conftest import RunningDaemon
-from tests.support.daemon import TEST_PASSWORD, TEST_USER
+from tests.support.daemon import TEST_PASSWORD, TEST_USER, DaemonThread
+from tests.support.daemon import test_settings as daemon_settings
 from tests.support.ftp_client import recv_all
 
 
@@ -139,3 +142,44 @@ def test_cksm_status_markers_during_a_long_read_back(memory_daemon: RunningDaemo
     assert prelim and prelim[0].lines[0] == "113-Status Marker"
     assert prelim[0].lines[2].startswith(" Bytes Processed: ")
     c.close()
+
+
+def test_failed_passwords_are_redacted_but_not_kept_forever(memory_daemon: RunningDaemon) -> None:
+    """Every PASS argument is a client-chosen string: pinning each one in the redaction registry would
+    let a client grow the daemon's memory (and the redaction pattern) without bound."""
+    guess = "guess-" + os.urandom(8).hex()
+    c = memory_daemon.client(login=False)
+    assert c.cmd(f"USER {TEST_USER}").code == 331
+    assert c.cmd(f"PASS {guess}").code == 530
+    c.close()
+    registry = s3log._registry
+    assert guess not in registry._pinned
+    assert guess in registry._transient  # still blanked out of log lines while it is recent
+    pattern = registry.pattern()
+    assert pattern is not None and pattern.search(f"x {guess} y")
+
+
+def test_idle_timeout_does_not_cut_a_long_running_command() -> None:
+    """CKSM reading an object back can outlast control_idle_timeout: the command is not idle time."""
+    data = os.urandom(11 * 1024 * 1024)
+    backend = MemoryBackend(min_part_size=5 * 1024 * 1024)
+    backend.create_bucket("data")
+    backend.put_object("/data/ck.bin", memoryview(data))
+    original = backend.read_range
+
+    def slow_read(info, start, into):  # type: ignore[no-untyped-def]
+        time.sleep(0.8)
+        return original(info, start, into)
+
+    backend.read_range = slow_read  # type: ignore[method-assign]
+    d = DaemonThread(daemon_settings(idle_timeout=1), SharedBackend(backend)).start()
+    try:
+        c = RunningDaemon(d, backend).client()
+        r = c.cmd("CKSM MD5 0 -1 /data/ck.bin")
+        assert r.lines == [f"213 {hashlib.md5(data).hexdigest()}"], r
+        assert c.cmd("NOOP").code == 200
+        time.sleep(1.5)  # an idle session is still closed
+        assert c.read_reply().code == 421
+        c.close()
+    finally:
+        d.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import socket
@@ -105,6 +106,24 @@ def test_abor_during_upload_keeps_previous_object_and_session(memory_daemon: Run
     c.close()
 
 
+def test_abor_of_a_stream_upload_leaves_no_unretrieved_failure(memory_daemon: RunningDaemon) -> None:
+    """Closing the data connection of an aborted upload is our doing, not a failure nobody waits for
+    (which asyncio logs as an error, 'Future exception was never retrieved', for every ABOR)."""
+    seen: list[dict[str, object]] = []
+    memory_daemon.thread.loop.set_exception_handler(lambda _loop, context: seen.append(context))
+    c = memory_daemon.client()
+    s = _start_upload(c, "/data/aborted.bin")
+    s.sendall(os.urandom(3 * MiB))
+    c.send("ABOR")
+    assert [c.read_reply().code, c.read_reply().code] == [426, 226]
+    s.close()
+    assert c.cmd("NOOP").code == 200
+    gc.collect()
+    assert c.cmd("NOOP").code == 200  # the loop has run the collected futures' handlers
+    assert [ctx["message"] for ctx in seen] == []
+    c.close()
+
+
 def test_control_eof_during_upload_leaves_nothing(memory_daemon: RunningDaemon) -> None:
     b = memory_daemon.backend
     b.put_object("/data/keep2.bin", memoryview(b"original"))
@@ -132,6 +151,47 @@ def test_data_connection_reset_fails_the_upload(memory_daemon: RunningDaemon) ->
     assert c.cmd("NOOP").code == 200
     _wait_no_uploads(memory_daemon, "/data/keep3.bin")
     assert memory_daemon.read("/data/keep3.bin") == b"original"
+    c.close()
+
+
+def test_download_whose_data_connection_is_reset_answers_426(memory_daemon: RunningDaemon) -> None:
+    """A client that drops the data connection of a RETR gets the data-channel failure (426, errno
+    ECONNRESET for gfal2), not an internal error."""
+    memory_daemon.backend.put_object("/data/big.bin", memoryview(os.urandom(24 * MiB)))
+    c = memory_daemon.client()
+    host, port = c.pasv()
+    c.send("RETR /data/big.bin")
+    s = socket.create_connection((host, port))
+    assert c.read_reply().code == 150
+    s.recv(65536)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()  # RST
+    r = c.read_reply()
+    assert r.code == 426, r
+    assert "c=DATA_CHANNEL_COMMUNICATION_FAILURE" in r.text, r
+    assert c.cmd("NOOP").code == 200
+    c.close()
+
+
+def test_extra_connections_to_a_stream_mode_listener_are_closed(memory_daemon: RunningDaemon) -> None:
+    """A stream-mode transfer uses one connection; any other one made to the same PASV port must not be
+    left open (it would hold a socket for the life of the session)."""
+    memory_daemon.backend.put_object("/data/small.bin", memoryview(b"payload"))
+    c = memory_daemon.client()
+    host, port = c.pasv()
+    first = socket.create_connection((host, port))
+    extra = socket.create_connection((host, port))
+    time.sleep(0.2)  # both accepted before the transfer takes one
+    c.send("RETR /data/small.bin")
+    assert c.read_reply().code == 150
+    _, final = c.read_final()
+    assert final.code == 226, final
+    used, spare = (first, extra) if first.recv(100, socket.MSG_PEEK) else (extra, first)
+    assert recv_all(used) == b"payload"
+    spare.settimeout(5)
+    assert spare.recv(100) == b""  # closed by the server, not left hanging
+    first.close()
+    extra.close()
     c.close()
 
 

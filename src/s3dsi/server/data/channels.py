@@ -65,6 +65,11 @@ class _Listener:
         self.server.close()
 
 
+def _abort_connected(task: asyncio.Future[DataConnection]) -> None:
+    if not task.cancelled() and task.exception() is None:
+        task.result().abort()
+
+
 class DataChannels:
     def __init__(self, *, data_host: str, port_range: tuple[int, int] | None,
                  socket_buffer: Callable[[], int | None] | None = None,
@@ -106,27 +111,13 @@ class DataChannels:
         return self._listener.host, self._listener.port
 
     @property
-    def has_setup(self) -> bool:
-        return self._listener is not None or self._active is not None or self._delayed
-
-    @property
     def is_passive(self) -> bool:
         return self._listener is not None or self._delayed
 
     def reset(self) -> None:
         """Tear down the set-up and every cached connection (new PASV/PORT, DCAU/PROT, MODE change)."""
-        if self._receive is not None:
-            self._receive = None
-        if self._listener is not None:
-            self._listener.close()
-            while not self._listener.pending.empty():
-                self._listener.pending.get_nowait().close()
-            self._listener = None
-        for conn in self._cached:
-            conn.close()
-        self._cached = []
-        self._active = None
-        self._delayed = False
+        self._receive = None
+        self._consume_stream_setup()
         self._used = False
 
     def close(self) -> None:
@@ -210,6 +201,8 @@ class DataChannels:
     def _consume_stream_setup(self) -> None:
         if self._listener is not None:
             self._listener.close()
+            while not self._listener.pending.empty():  # connections the transfer did not take
+                self._listener.pending.get_nowait().close()
             self._listener = None
         self._active = None
         self._delayed = False
@@ -242,9 +235,16 @@ class DataChannels:
             conn.close()
         n = max(1, min(parallelism, MAX_PARALLELISM))
         targets = [addr for addr in self._active for _ in range(n)]
-        results = await asyncio.gather(*(self._connect(a) for a in targets), return_exceptions=True)
-        conns = [r for r in results if isinstance(r, DataConnection)]
-        errors = [r for r in results if isinstance(r, BaseException)]
+        connecting = [asyncio.ensure_future(self._connect(a)) for a in targets]
+        try:
+            await asyncio.wait(connecting)
+        except BaseException:  # ABOR or control EOF: connections already made belong to nobody
+            for task in connecting:
+                task.cancel()
+                task.add_done_callback(_abort_connected)
+            raise
+        conns = [t.result() for t in connecting if t.exception() is None]
+        errors = [e for t in connecting if (e := t.exception()) is not None]
         if errors:
             for c in conns:
                 c.close()

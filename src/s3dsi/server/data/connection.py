@@ -17,6 +17,8 @@ import socket
 from collections.abc import Callable, Sequence
 from typing import Protocol, cast
 
+from s3dsi.protocol.errors import DataChannelError
+
 _SCRATCH_SIZE = 64 * 1024
 
 
@@ -184,10 +186,15 @@ class DataConnection(asyncio.BufferedProtocol):
 
     # -- writing -------------------------------------------------------------------------------
     async def send(self, parts: Sequence[bytes | memoryview]) -> None:
-        """Write and wait until the transport buffer is empty (see module docstring)."""
+        """Write and wait until the transport buffer is empty (see module docstring).
+
+        DataChannelError when the peer has gone. An interrupted send (ABOR, a sibling MODE E stream
+        failed) aborts the connection: the caller gives the memory back to the pool at once, and uvloop
+        would otherwise go on sending from it after another transfer has refilled it.
+        """
         transport = self.transport
         if transport is None or self.is_closed or transport.is_closing():
-            raise ConnectionResetError("data connection closed")
+            raise DataChannelError("data connection closed")
         if len(parts) == 1:
             transport.write(parts[0])
         else:
@@ -195,7 +202,14 @@ class DataConnection(asyncio.BufferedProtocol):
         if self._write_paused:
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._drain_waiters.append(waiter)
-            await waiter
+            try:
+                await waiter
+            except OSError as exc:
+                raise DataChannelError(f"data connection lost: {exc.strerror or 'closed by the peer'}") \
+                    from exc
+            except BaseException:
+                self.abort()
+                raise
 
     def _wake_drainers(self, exc: BaseException | None) -> None:
         waiters, self._drain_waiters = self._drain_waiters, []

@@ -22,6 +22,7 @@ HEADER = struct.Struct(">BQQ")
 DESC_EOF = 0x40
 DESC_EOD = 0x08
 DESC_CLOSE = 0x04
+DESC_RESTART = 0x10
 _SCRATCH = 64 * 1024
 
 
@@ -190,7 +191,12 @@ class StreamReader(_Reader):
 
 
 class BlockReader(_Reader):
-    """MODE E: 17-byte headers, each followed by ``count`` payload bytes at ``offset``."""
+    """MODE E: 17-byte headers, each followed by ``count`` payload bytes at ``offset``.
+
+    A block's EOD/CLOSE/EOF flags take effect after its payload (a sender may mark its last data
+    block itself); the payload of a restart-marker block (0x10) is marker text, so it is read and
+    dropped rather than written into the file.
+    """
 
     def __init__(self, receive: Receive) -> None:
         super().__init__(receive)
@@ -198,11 +204,17 @@ class BlockReader(_Reader):
         self._hview = memoryview(self._header)
         self._hpos = 0
         self._remaining = 0  # payload bytes left in the current block
-        self._skip = bytearray(0)
+        self._desc = 0  # the current block's descriptor
+        self._block_offset = 0  # the current block's offset field (the EOD count on EOF)
+        self._skip: memoryview | None = None  # scratch for payloads that are not file data
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._remaining == 0:
             return self._hview[self._hpos:]
+        if self._desc & DESC_RESTART:
+            if self._skip is None:
+                self._skip = memoryview(bytearray(_SCRATCH))
+            return self._skip[:min(self._remaining, _SCRATCH)]
         assert self._view is not None
         return self._view
 
@@ -213,17 +225,29 @@ class BlockReader(_Reader):
                 self._hpos = 0
                 self._on_header()
             return
-        self.receive.sink.data_received(self._offset, nbytes)
+        if not self._desc & DESC_RESTART:
+            self.receive.sink.data_received(self._offset, nbytes)
         self._remaining -= nbytes
-        if self._remaining:
+        if not self._remaining:
+            self._end_of_block()
+        elif not self._desc & DESC_RESTART:
             self._want(self._offset + nbytes, self._remaining)
 
     def _on_header(self) -> None:
         desc, count, offset = HEADER.unpack(self._header)
+        self._desc, self._block_offset = desc, offset
+        if count and desc & DESC_EOF:  # its offset field is the EOD count: it cannot place data
+            self.receive.fail(DataChannelError("EOF block with a non-zero byte count"))
+            return
         if count:
             self._remaining = count
-            self._want(offset, count)
+            if not desc & DESC_RESTART:
+                self._want(offset, count)
             return
+        self._end_of_block()
+
+    def _end_of_block(self) -> None:
+        desc, offset = self._desc, self._block_offset
         if desc & DESC_CLOSE and self.conn is not None:
             self.conn.reusable = False
         if desc & DESC_EOD:

@@ -16,10 +16,10 @@ from s3dsi.protocol.listing import list_line, mlsc_line, mlsd_line, nlst_line
 from s3dsi.protocol.paths import basename, parent
 from s3dsi.protocol.replies import Reply
 from s3dsi.protocol.session import Deferred
-from s3dsi.server.data.send import BytesSource, Progress, send_mode_e, send_stream
+from s3dsi.server.data.send import BytesSource, Progress
 from s3dsi.server.handlers.namespace import owner_of, stat, target_path
 from s3dsi.server.handlers.registry import handles
-from s3dsi.server.handlers.transfers import finish_transfer, open_stream_connection, preliminary
+from s3dsi.server.handlers.transfers import finish_transfer, send_data
 from s3dsi.server.session import RunningTransfer
 from s3dsi.storage.backend import Entry
 from s3dsi.storage.paths import unique_for
@@ -95,28 +95,11 @@ async def data_listing(session: Session, cmd: Deferred) -> None:
     verb = cmd.spec.verb
     path = target_path(cmd)
     here = await stat(session, path)  # a missing path is answered before any data connection
-    state = session.state
     transfer = RunningTransfer(verb, path)
     progress = Progress()
 
     async def body() -> None:
-        source = BytesSource(listing_bytes(session, verb, path, here))
-        if state.mode == "E":
-            conns, reused = await session.channels.mode_e_senders(state.parallelism)
-            await session.reply(preliminary(reused))
-            try:
-                await send_mode_e(conns, source, progress)
-            except BaseException:
-                session.channels.end_mode_e_send(keep=False)
-                raise
-            session.channels.end_mode_e_send(keep=True)
-        else:
-            conn = await open_stream_connection(session)
-            try:
-                await send_stream(conn, source, progress)
-            except BaseException:
-                conn.abort()
-                raise
+        await send_data(session, transfer, BytesSource(listing_bytes(session, verb, path, here)), progress)
         transfer.nbytes = progress.nbytes
 
     failure = await session.run_transfer(transfer, body)

@@ -20,7 +20,8 @@ async def pass_(session: Session, cmd: Deferred) -> None:
     name = session.state.pending_user or ""
     password = cmd.line.arg or ""
     if password:
-        register_secret(password)
+        # transient: a client chooses every PASS argument, so pinning them would grow without bound
+        register_secret(password, transient=True)
     local_user = await ctx.call(ctx.authenticator.authenticate, name, password)
     backend = None
     if local_user is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -27,7 +28,7 @@ from s3dsi.protocol.session import Deferred
 from s3dsi.server.data.connection import DataConnection
 from s3dsi.server.data.markers import MarkerTicker
 from s3dsi.server.data.receive import Receive
-from s3dsi.server.data.send import Progress, send_mode_e, send_stream
+from s3dsi.server.data.send import ChunkSource, Progress, send_mode_e, send_stream
 from s3dsi.server.handlers.registry import handles
 from s3dsi.server.session import RunningTransfer
 from s3dsi.transfer.download import DownloadEngine
@@ -56,8 +57,41 @@ async def open_stream_connection(session: Session) -> DataConnection:
         await session.reply(TRANSFER_STARTING)
         return await channels.stream_connection()
     conn = await channels.stream_connection()
-    await session.reply(TRANSFER_STARTING)
+    try:
+        await session.reply(TRANSFER_STARTING)
+    except BaseException:
+        conn.abort()  # the set-up is consumed: nothing else would ever close it
+        raise
     return conn
+
+
+async def send_data(session: Session, transfer: RunningTransfer, source: ChunkSource, progress: Progress, *,
+                    offset_shift: int = 0, on_start: Callable[[], None] | None = None) -> None:
+    """Send ``source`` in the current mode (RETR, ERET, listings): announce 125/150, move the data; a
+    failed or interrupted send leaves no connection behind for reuse. ``on_start`` runs once data moves."""
+    state, channels = session.state, session.channels
+    if state.mode == "E":
+        conns, reused = await channels.mode_e_senders(state.parallelism)
+        transfer.streams, transfer.data_peer = len(conns), _peer_host(conns[0].peer)
+        await session.reply(preliminary(reused))
+        if on_start is not None:
+            on_start()
+        try:
+            await send_mode_e(conns, source, progress, offset_shift=offset_shift)
+        except BaseException:
+            channels.end_mode_e_send(keep=False)
+            raise
+        channels.end_mode_e_send(keep=True)
+        return
+    conn = await open_stream_connection(session)
+    transfer.data_peer = _peer_host(conn.peer)
+    if on_start is not None:
+        on_start()
+    try:
+        await send_stream(conn, source, progress)
+    except BaseException:
+        conn.abort()
+        raise
 
 
 def _peer_host(peer: tuple[str, int] | None) -> str | None:
@@ -89,18 +123,6 @@ async def finish_transfer(session: Session, transfer: RunningTransfer, failure: 
 
 
 # -- downloads ------------------------------------------------------------------------------------
-def needed_ranges(held: list[tuple[int, int]]) -> list[tuple[int, int | None]]:
-    """[0, ∞) minus the ranges the client already holds (REST range lists, end exclusive)."""
-    needed: list[tuple[int, int | None]] = []
-    pos = 0
-    for start, end in sorted(held):
-        if start > pos:
-            needed.append((pos, start))
-        pos = max(pos, end)
-    needed.append((pos, None))
-    return needed
-
-
 @handles("RETR")
 async def retr(session: Session, cmd: Deferred) -> None:
     assert cmd.target is not None
@@ -122,7 +144,7 @@ async def _download(session: Session, path: str, *, window: tuple[int, int] | No
         ranges = [(window[0], window[0] + window[1])]
         shift = window[0]
     elif rest is not None:
-        ranges = needed_ranges(list(rest.held))
+        ranges = [(start, end) for start, end in rest.needed()]  # the engine clips them to the size
     engine = DownloadEngine(session.user_backend, path, ranges=ranges, pool=ctx.pool, workers=ctx.workers,
                             part_size=ctx.settings.part_size_min, chunk_size=CHUNK_SIZE)
     try:
@@ -139,26 +161,7 @@ async def _download(session: Session, path: str, *, window: tuple[int, int] | No
         ticker = MarkerTicker(session.reply, bytes_done=lambda: progress.nbytes,
                               perf_interval=state.retr_markers)
         try:
-            if state.mode == "E":
-                conns, reused = await session.channels.mode_e_senders(state.parallelism)
-                transfer.streams, transfer.data_peer = len(conns), _peer_host(conns[0].peer)
-                await session.reply(preliminary(reused))
-                ticker.start()
-                try:
-                    await send_mode_e(conns, engine, progress, offset_shift=shift)
-                except BaseException:
-                    session.channels.end_mode_e_send(keep=False)
-                    raise
-                session.channels.end_mode_e_send(keep=True)
-            else:
-                conn = await open_stream_connection(session)
-                transfer.data_peer = _peer_host(conn.peer)
-                ticker.start()
-                try:
-                    await send_stream(conn, engine, progress)
-                except BaseException:
-                    conn.abort()
-                    raise
+            await send_data(session, transfer, engine, progress, offset_shift=shift, on_start=ticker.start)
             await ticker.stop()
             if state.retr_markers:
                 await ticker.perf_now()
@@ -324,6 +327,7 @@ async def _upload(session: Session, path: str, *, kind: str, offset: int) -> Non
                 try:
                     await _await_receive(receive, engine)
                 finally:
+                    receive.detach_all()  # first: the close we make is no failure for a reader to report
                     conn.close()
                 if resumed is None:
                     _check_allo(engine, allo, offset)
