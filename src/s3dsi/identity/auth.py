@@ -40,10 +40,17 @@ class Authenticator:
         return self.allow_anonymous and (user in self.anonymous_names or "*" in self.anonymous_names)
 
     def authenticate(self, user: str, password: str) -> str | None:
-        """The local user name whose map entry the session uses, or None to refuse the login."""
-        register_secret(password, transient=True)
+        """The local user name whose map entry the session uses, or None to refuse the login.
+
+        Only a password that proved right is registered with the log redactor: PASS lines are
+        redacted where they are logged, and registering every guess would let any client blank out
+        arbitrary words in the logs.
+        """
         if self.is_anonymous(user):
             return self.anonymous_user
         if self.password_file is None:
             return None
-        return user if self.password_file.verify(user, password) else None
+        if not self.password_file.verify(user, password):
+            return None
+        register_secret(password, transient=True)
+        return user

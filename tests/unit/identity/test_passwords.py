@@ -179,7 +179,10 @@ def test_authenticator_from_settings(tmp_path: Path) -> None:
         Authenticator.from_settings(Settings(password_file=str(tmp_path / "absent")))
 
 
-def test_passwords_seen_are_registered_for_redaction() -> None:
+def test_only_right_passwords_are_registered_for_redaction() -> None:
+    """A wrong password is client-chosen text: registering it would let anyone blank out log words."""
     auth = Authenticator(PasswordFile.parse(f"alice:{SHA512}\n".encode()))
-    auth.authenticate("alice", "a-password-someone-typed")
-    assert "a-password-someone-typed" not in redact_text("PASS a-password-someone-typed")
+    assert auth.authenticate("alice", "a-password-someone-typed") is None
+    assert redact_text("PASS a-password-someone-typed") == "PASS a-password-someone-typed"
+    assert auth.authenticate("alice", "Hello world!") == "alice"
+    assert "Hello world!" not in redact_text("said Hello world! once")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from s3dsi.observability.logging import register_secret
 from s3dsi.protocol.errors import DsiError
 from s3dsi.protocol.session import Deferred
 from s3dsi.server.handlers.registry import handles
@@ -19,9 +18,6 @@ async def pass_(session: Session, cmd: Deferred) -> None:
     ctx = session.ctx
     name = session.state.pending_user or ""
     password = cmd.line.arg or ""
-    if password:
-        # transient: a client chooses every PASS argument, so pinning them would grow without bound
-        register_secret(password, transient=True)
     local_user = await ctx.call(ctx.authenticator.authenticate, name, password)
     backend = None
     if local_user is not None:
