@@ -183,3 +183,16 @@ def test_idle_timeout_does_not_cut_a_long_running_command() -> None:
         c.close()
     finally:
         d.stop()
+
+
+def test_mlsc_cannot_be_used_to_forge_replies(memory_daemon: RunningDaemon) -> None:
+    """A CR inside a path must not reach the wire: the reply stays one well-formed block."""
+    memory_daemon.backend.put_object("/data/m\r250 forged/f", memoryview(b"x"))
+    c = memory_daemon.client()
+    c.sock.sendall(b"MLSC /data/m\r250 forged\r\n")
+    raw = b""
+    while not raw.endswith(b"250 End.\r\n"):
+        raw += c.file.readline()
+    assert b"\r" not in raw.replace(b"\r\n", b"")  # no bare CR: no line a client could split off
+    assert c.cmd("NOOP").code == 200  # nothing left over in the reply stream
+    c.close()

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from s3dsi.protocol.errors import DsiError
 from s3dsi.protocol.listing import list_line, mlsc_line, mlsd_line, nlst_line
 from s3dsi.protocol.paths import basename, parent
-from s3dsi.protocol.replies import Reply
+from s3dsi.protocol.replies import Reply, sanitize
 from s3dsi.protocol.session import Deferred
 from s3dsi.server.data.send import BytesSource, Progress
 from s3dsi.server.handlers.namespace import owner_of, stat, target_path
@@ -119,7 +119,7 @@ async def mlsc(session: Session, cmd: Deferred) -> None:
                          root=path == "/" and kind == "cdir")
 
     stream = session.stream
-    await stream.send_lines([f"250-Contents of {cmd.target.given}"])
+    await stream.send_lines([f"250-Contents of {sanitize(cmd.target.given)}"])
     try:
         if not here.is_dir:
             lines = [line(here, basename(path))]
@@ -132,7 +132,7 @@ async def mlsc(session: Session, cmd: Deferred) -> None:
                 await stream.send_lines([x for x in (line(e) for e in page) if x is not None])
     except DsiError as err:
         # The multi-line reply already started: end it with the error's code and text.
-        await stream.send_lines([f"250 End. (listing incomplete: {err.text})"])
+        await stream.send_lines([f"250 End. (listing incomplete: {sanitize(err.text)})"])
         return
     except asyncio.CancelledError:
         raise
