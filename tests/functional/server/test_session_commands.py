@@ -196,3 +196,20 @@ def test_mlsc_cannot_be_used_to_forge_replies(memory_daemon: RunningDaemon) -> N
     assert b"\r" not in raw.replace(b"\r\n", b"")  # no bare CR: no line a client could split off
     assert c.cmd("NOOP").code == 200  # nothing left over in the reply stream
     c.close()
+
+
+def test_a_trailing_slash_names_a_directory(memory_daemon: RunningDaemon) -> None:
+    memory_daemon.backend.put_object("/data/slash/f", memoryview(b"12345"))
+    c = memory_daemon.client()
+    for cmd in ("SIZE /data/slash/f/", "MDTM /data/slash/f/", "MLST /data/slash/f/", "DELE /data/slash/f/",
+                "RNFR /data/slash/f/"):
+        r = c.cmd(cmd)
+        assert r.code >= 500, (cmd, r)
+        assert "NOT_A_DIRECTORY" in r.text, (cmd, r)
+    c.pasv()
+    r = c.cmd("RETR /data/slash/f/")
+    assert r.code >= 500 and "NOT_A_DIRECTORY" in r.text
+    assert memory_daemon.read("/data/slash/f") == b"12345"  # DELE f/ did not delete the file
+    assert c.cmd("SIZE /data/slash/f").lines == ["213 5"]
+    assert c.cmd("MLST /data/slash/").code == 250  # a real directory with a slash is fine
+    c.close()

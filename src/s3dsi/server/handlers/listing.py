@@ -17,7 +17,7 @@ from s3dsi.protocol.paths import basename, parent
 from s3dsi.protocol.replies import Reply, sanitize
 from s3dsi.protocol.session import Deferred
 from s3dsi.server.data.send import BytesSource, Progress
-from s3dsi.server.handlers.namespace import owner_of, stat, target_path
+from s3dsi.server.handlers.namespace import owner_of, stat_target, target_path
 from s3dsi.server.handlers.registry import handles
 from s3dsi.server.handlers.transfers import finish_transfer, send_data
 from s3dsi.server.session import RunningTransfer
@@ -94,7 +94,7 @@ async def listing_bytes(session: Session, verb: str, path: str, here: Entry) -> 
 async def data_listing(session: Session, cmd: Deferred) -> None:
     verb = cmd.spec.verb
     path = target_path(cmd)
-    here = await stat(session, path)  # a missing path is answered before any data connection
+    here = await stat_target(session, cmd)  # a missing path is answered before any data connection
     transfer = RunningTransfer(verb, path)
     progress = Progress()
 
@@ -110,7 +110,7 @@ async def data_listing(session: Session, cmd: Deferred) -> None:
 async def mlsc(session: Session, cmd: Deferred) -> None:
     assert cmd.target is not None
     path = cmd.target.path
-    here = await stat(session, path)
+    here = await stat_target(session, cmd)
     facts = session.state.mlst_facts
     owner = owner_of(session)
 

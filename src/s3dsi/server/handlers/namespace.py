@@ -44,6 +44,15 @@ async def stat(session: Session, path: str) -> Entry:
         raise with_operation(err, "stat") from None
 
 
+async def stat_target(session: Session, cmd: Deferred) -> Entry:
+    """stat of the command's path; a path written with a trailing ``/`` must be a directory."""
+    assert cmd.target is not None
+    entry = await stat(session, cmd.target.path)
+    if cmd.target.trailing_slash and not entry.is_dir:
+        raise NotADirectory(f"{cmd.target.path}: Not a directory", operation="stat")
+    return entry
+
+
 @handles("CWD", "CDUP")
 async def cwd(session: Session, cmd: Deferred) -> None:
     path = target_path(cmd)
@@ -59,20 +68,20 @@ async def cwd(session: Session, cmd: Deferred) -> None:
 
 @handles("SIZE")
 async def size(session: Session, cmd: Deferred) -> None:
-    entry = await stat(session, target_path(cmd))
+    entry = await stat_target(session, cmd)
     await session.reply(size_reply(entry.size))
 
 
 @handles("MDTM")
 async def mdtm(session: Session, cmd: Deferred) -> None:
-    entry = await stat(session, target_path(cmd))
+    entry = await stat_target(session, cmd)
     await session.reply(mdtm_reply(entry.modified or EPOCH))
 
 
 @handles("MLST")
 async def mlst(session: Session, cmd: Deferred) -> None:
     assert cmd.target is not None
-    entry = await stat(session, cmd.target.path)
+    entry = await stat_target(session, cmd)
     await session.reply(mlst_reply(cmd.target.given, entry, facts=session.state.mlst_facts,
                                    owner=owner_of(session), root=cmd.target.path == "/"))
 
@@ -80,7 +89,7 @@ async def mlst(session: Session, cmd: Deferred) -> None:
 @handles("STAT")
 async def stat_path(session: Session, cmd: Deferred) -> None:
     assert cmd.target is not None
-    entry = await stat(session, cmd.target.path)
+    entry = await stat_target(session, cmd)
     await session.reply(stat_reply(cmd.target.given, entry, owner=owner_of(session)))
 
 
@@ -106,6 +115,8 @@ async def rmd(session: Session, cmd: Deferred) -> None:
 @handles("DELE")
 async def dele(session: Session, cmd: Deferred) -> None:
     try:
+        if cmd.target is not None and cmd.target.trailing_slash:
+            await stat_target(session, cmd)  # "file/" names a directory: never delete the file
         await session.ctx.call(session.user_backend.delete, target_path(cmd))
     except DsiError as err:
         raise with_operation(err, "unlink") from None
@@ -116,7 +127,7 @@ async def dele(session: Session, cmd: Deferred) -> None:
 async def rnfr(session: Session, cmd: Deferred) -> None:
     path = target_path(cmd)
     try:
-        await stat(session, path)
+        await stat_target(session, cmd)
     except DsiError as err:
         await session.reply(error_reply(err, code=500))  # GT answers a missing source with 500
         return

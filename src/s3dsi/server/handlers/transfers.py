@@ -14,7 +14,14 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from s3dsi.protocol.errors import DataChannelError, DsiError, NotSupported, PathNotFound, TransferAborted
+from s3dsi.protocol.errors import (
+    DataChannelError,
+    DsiError,
+    NotADirectory,
+    NotSupported,
+    PathNotFound,
+    TransferAborted,
+)
 from s3dsi.protocol.parsing import format_delayed_pasv
 from s3dsi.protocol.replies import (
     TRANSFER_ABORTED,
@@ -126,16 +133,18 @@ async def finish_transfer(session: Session, transfer: RunningTransfer, failure: 
 @handles("RETR")
 async def retr(session: Session, cmd: Deferred) -> None:
     assert cmd.target is not None
-    await _download(session, cmd.target.path, window=None)
+    await _download(session, cmd.target.path, window=None, slashed=cmd.target.trailing_slash)
 
 
 @handles("ERET")
 async def eret(session: Session, cmd: Deferred) -> None:
     assert cmd.target is not None
-    await _download(session, cmd.target.path, window=(cmd.offset, cmd.length))
+    await _download(session, cmd.target.path, window=(cmd.offset, cmd.length),
+                    slashed=cmd.target.trailing_slash)
 
 
-async def _download(session: Session, path: str, *, window: tuple[int, int] | None) -> None:
+async def _download(session: Session, path: str, *, window: tuple[int, int] | None,
+                    slashed: bool = False) -> None:
     ctx, state = session.ctx, session.state
     rest = session.core.take_rest()
     ranges: list[tuple[int, int | None]] | None = None
@@ -149,6 +158,8 @@ async def _download(session: Session, path: str, *, window: tuple[int, int] | No
                             part_size=ctx.settings.part_size_min, chunk_size=CHUNK_SIZE)
     try:
         await engine.open()
+        if slashed:  # "name/" names a directory; an object is not one
+            raise NotADirectory(f"{path}: Not a directory", operation="open")
     except DsiError as err:
         await engine.close()
         await session.reply(transfer_failed_reply(err))
