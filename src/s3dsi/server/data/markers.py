@@ -17,7 +17,7 @@ class MarkerTicker:
 
     def __init__(self, send: Send, *, bytes_done: Callable[[], int],
                  perf_interval: float | None,
-                 ranges: Callable[[], list[tuple[int, int]]] | None = None,
+                 ranges: Callable[[], Awaitable[list[tuple[int, int]]]] | None = None,
                  range_interval: float | None = None) -> None:
         self._send = send
         self._bytes = bytes_done
@@ -32,7 +32,7 @@ class MarkerTicker:
     async def ranges_now(self) -> None:
         if self._ranges is None:
             return
-        reply = range_marker(self._ranges())
+        reply = range_marker(await self._ranges())
         if reply is not None:
             await self._send(reply)
 

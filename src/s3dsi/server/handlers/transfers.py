@@ -239,25 +239,25 @@ class RestartKeeper:
         self.plan = plan
         self.entry = entry
 
-    def ranges(self) -> list[tuple[int, int]]:
+    async def ranges(self) -> list[tuple[int, int]]:
         """The ticker's range source: new durable ranges, journalled before the client hears of them."""
         new = self.engine.pop_committed_ranges()
         if new and self.engine.upload_id is not None:
-            self._record()
+            await self._record()
         return new
 
-    def _record(self) -> None:
+    async def _record(self) -> None:
         upload_id = self.engine.upload_id
         assert upload_id is not None
         base = self.entry or JournalEntry(user=self.session.state.user or "", path=self.path,
                                           upload_id=upload_id, plan=self.plan.to_dict())
-        self.entry = replace(base, parts=tuple(self.engine.committed_parts()), updated=time.time())
-        try:
-            self.session.ctx.journal.record(self.entry)
+        self.entry = entry = replace(base, parts=tuple(self.engine.committed_parts()), updated=time.time())
+        try:  # fsync'ed file write: off the event loop
+            await self.session.ctx.call(self.session.ctx.journal.record, entry)
         except OSError as err:
             self.session.log.warning("cannot write the restart journal", error=str(err))
 
-    def keep_on(self, failure: BaseException) -> bool:
+    async def keep_on(self, failure: BaseException) -> bool:
         """A broken connection after markers were sent keeps the upload for a REST restart."""
         if self.entry is None or self.engine.upload_id is None:
             return False
@@ -267,7 +267,7 @@ class RestartKeeper:
         broken = isinstance(failure, DataChannelError) or (
             isinstance(failure, asyncio.CancelledError) and self.session.control_closed)
         if broken:
-            self._record()
+            await asyncio.shield(self._record())
         return broken
 
     def done(self) -> None:
@@ -349,7 +349,7 @@ async def _upload(session: Session, path: str, *, kind: str, offset: int) -> Non
         except BaseException as failure:
             if state.mode == "E":
                 session.channels.end_mode_e_receive(keep=False)
-            keep = keeper.keep_on(failure)
+            keep = await keeper.keep_on(failure)
             await asyncio.shield(engine.abort(keep_upload=keep))
             if not keep:
                 keeper.done()
