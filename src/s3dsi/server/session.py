@@ -24,6 +24,7 @@ from s3dsi.protocol.replies import (
     IDLE_TIMEOUT,
     LINE_TOO_LONG,
     TRANSFER_ABORTED,
+    TRANSFER_COMPLETE,
     Reply,
     error_reply,
 )
@@ -58,14 +59,23 @@ class RunningTransfer:
         self.data_peer: str | None = None  # the data connection's remote address, when known
         self.block_size = 0  # data-channel block size, for the transfer log
         self.reported = False
+        # All data is in and the object is being stored (PutObject / CompleteMultipartUpload): from
+        # here an ABOR or a lost control connection no longer interrupts the transfer, so what the
+        # client is told (226) always matches what S3 holds.
+        self.committing = False
 
     @property
     def bytes_done(self) -> int:
         return self.progress() if self.progress is not None else self.nbytes
 
     def abort(self) -> None:
+        if self.committing:
+            return  # answered as GT does for a finished transfer: 226, then 226 Abort successful
         self.aborted_by_client = True
-        if self.task is not None and not self.task.done():
+        self.cancel()
+
+    def cancel(self) -> None:
+        if self.task is not None and not self.task.done() and not self.committing:
             self.task.cancel()
 
 
@@ -131,8 +141,8 @@ class Session:
             self.log.info("session closed", user=self.state.user)
 
     def _abort_running(self) -> None:
-        if self.transfer is not None and self.transfer.task is not None:
-            self.transfer.task.cancel()
+        if self.transfer is not None:
+            self.transfer.cancel()
 
     async def _read_loop(self) -> None:
         settings = self.ctx.settings
@@ -235,10 +245,13 @@ class Session:
         try:
             await asyncio.wait({task})
         except asyncio.CancelledError:
-            task.cancel()
+            transfer.cancel()  # a transfer already storing its object is let finish
             with contextlib.suppress(BaseException):
                 await task
-            self.report_transfer(transfer, TRANSFER_ABORTED.code)  # the session itself is going away
+            if transfer.committing and task.done() and not task.cancelled() and task.exception() is None:
+                self.report_transfer(transfer, TRANSFER_COMPLETE.code)
+            else:
+                self.report_transfer(transfer, TRANSFER_ABORTED.code)  # the session itself is going away
             raise
         finally:
             self.transfer = None

@@ -254,3 +254,32 @@ def test_scks_verifies_the_upload_before_it_becomes_visible(memory_daemon: Runni
     assert memory_daemon.read("/data/scks.bin") == data[::-1]
     _wait_no_uploads(memory_daemon, "/data/scks.bin")
     c.close()
+
+
+def test_abor_while_the_object_is_being_stored_lets_it_finish(memory_daemon: RunningDaemon) -> None:
+    """Once all data is in and CompleteMultipartUpload runs, ABOR no longer interrupts it: the client
+    is told 226 (then 226 Abort successful), matching what S3 holds."""
+    b = memory_daemon.backend
+    original = b.complete_upload
+
+    def slow_complete(path, upload_id, parts):  # type: ignore[no-untyped-def]
+        time.sleep(1.0)
+        return original(path, upload_id, parts)
+
+    b.complete_upload = slow_complete  # type: ignore[method-assign]
+    data = os.urandom(11 * MiB)
+    c = memory_daemon.client()
+    host, port = c.pasv()
+    assert c.cmd(f"ALLO {len(data)}").code == 200
+    c.send("STOR /data/commit.bin")
+    s = socket.create_connection((host, port))
+    assert c.read_reply().code == 150
+    s.sendall(data)
+    s.close()
+    time.sleep(0.5)  # the data is in; the store is running
+    c.send("ABOR")
+    assert c.read_reply().lines == ["226 Transfer Complete."]
+    assert c.read_reply().lines == ["226 Abort successful"]
+    assert memory_daemon.read("/data/commit.bin") == data
+    assert c.cmd("NOOP").code == 200
+    c.close()

@@ -326,6 +326,7 @@ async def _upload(session: Session, path: str, *, kind: str, offset: int) -> Non
                 session.channels.end_mode_e_receive(keep=True)
                 if resumed is None:
                     _check_allo(engine, allo, offset)
+                transfer.committing = True
                 await engine.finish(expect=expect)
                 await ticker.stop()
                 await ticker.perf_now()
@@ -344,6 +345,7 @@ async def _upload(session: Session, path: str, *, kind: str, offset: int) -> Non
                     _check_allo(engine, allo, offset)
                 if not allo:
                     await _confirm_client_alive(session)
+                transfer.committing = True
                 await engine.finish(expect=expect)
             keeper.done()
         except BaseException as failure:
