@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import socket
 import struct
 import threading
@@ -10,6 +11,7 @@ import time
 
 import pytest
 
+from s3dsi.server.data.channels import MAX_ACCEPTED
 from tests.functional.server.conftest import MiB, RunningDaemon
 from tests.support.ftp_client import (
     Client,
@@ -271,4 +273,24 @@ def test_restart_marker_block_payload_is_not_file_data(memory_daemon: RunningDae
     assert final.code == 226, final
     assert memory_daemon.read("/data/marker.bin") == b"0123456789"
     s.close()
+    c.close()
+
+
+def test_data_connections_per_setup_are_capped(memory_daemon: RunningDaemon) -> None:
+    c = memory_daemon.client()
+    _mode_e(c)
+    addr = c.pasv()
+    socks = connect_many(addr, MAX_ACCEPTED + 20)
+    time.sleep(0.5)
+    readable, _, _ = select.select(socks, [], [], 2.0)  # only closed connections become readable
+    closed = 0
+    for s in readable:
+        try:
+            closed += s.recv(1) == b""
+        except ConnectionResetError:
+            closed += 1
+    assert closed == 20
+    for s in socks:
+        s.close()
+    assert c.cmd("NOOP").code == 200
     c.close()

@@ -22,6 +22,7 @@ from s3dsi.server.data.receive import Receive
 ACCEPT_TIMEOUT = 60.0
 CONNECT_TIMEOUT = 30.0
 MAX_PARALLELISM = 64
+MAX_ACCEPTED = 2 * MAX_PARALLELISM  # data connections one set-up may hold open at once
 
 
 class WrongDirection(DsiError):
@@ -173,6 +174,10 @@ class DataChannels:
     def _route(self, listener: _Listener, conn: DataConnection) -> None:
         if listener is not self._listener:
             conn.close()
+            return
+        held = len(self._cached) + listener.pending.qsize()
+        if held >= MAX_ACCEPTED:
+            conn.abort()  # each costs socket buffers: a client cannot open connections without bound
             return
         if self._receive is not None:
             self._cached.append(conn)
