@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,12 +31,36 @@ class StaticAuthenticator:
         return user if self.users.get(user) == password else None
 
 
+_made_state_dirs: set[str] = set()  # by test_settings; removed by DaemonThread.stop (or at exit)
+
+
 def test_settings(**overrides: object) -> Settings:
+    """Settings for a test daemon; without a ``state_dir`` override, a fresh temporary one that
+    DaemonThread.stop removes."""
+    if "state_dir" in overrides:
+        state_dir = overrides["state_dir"]
+    else:
+        state_dir = tempfile.mkdtemp(prefix="s3dsi-state-")
+        _made_state_dirs.add(state_dir)
     base = Settings(port=0, control_interface="127.0.0.1", data_interface="127.0.0.1",
                     part_size_min=5 * 1024 * 1024, part_size_max=64 * 1024 * 1024,
-                    memory_budget=64 * 1024 * 1024, part_workers=4, threads=4,
-                    state_dir=tempfile.mkdtemp(prefix="s3dsi-state-"))
-    return replace(base, **overrides)  # type: ignore[arg-type]
+                    memory_budget=64 * 1024 * 1024, part_workers=4, threads=4)
+    return replace(base, **{**overrides, "state_dir": state_dir})  # type: ignore[arg-type]
+
+
+def remove_state_dir(settings: Settings) -> None:
+    """Remove ``settings.state_dir`` if test_settings made it (a caller's own directory stays)."""
+    path = settings.state_dir
+    if path is not None and path in _made_state_dirs:
+        _made_state_dirs.discard(path)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@atexit.register
+def _remove_forgotten_state_dirs() -> None:
+    for path in list(_made_state_dirs):
+        shutil.rmtree(path, ignore_errors=True)
+    _made_state_dirs.clear()
 
 
 class DaemonThread:
@@ -85,6 +111,7 @@ class DaemonThread:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(30)
         self.loop.close()
+        remove_state_dir(self.settings)
 
 
 @dataclass

@@ -9,6 +9,7 @@ import dataclasses
 import grp
 import os
 import pwd
+import stat
 import sys
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -17,6 +18,8 @@ from s3dsi.config.arguments import add_config_arguments, settings_from_args
 from s3dsi.config.loader import BOOKKEEPING_FIELDS, is_per_user_path
 from s3dsi.config.settings import Settings
 from s3dsi.config.values import format_size, parse_s3_debug
+from s3dsi.daemon.accounts import Account, AccountError
+from s3dsi.daemon.statedir import JOURNAL_SUBDIR, service_state_problem
 from s3dsi.identity.passwords import PasswordFile, PasswordFileError
 from s3dsi.identity.usermap import MapError, UserMap
 from s3dsi.observability.logging import REDACTED, is_secret_name, redact_text
@@ -143,6 +146,45 @@ def _check_writable(settings: Settings, name: str, path: str | None, found: Find
         found.errors.append(f"{settings.sources[name]}: {name}: {target} is not writable")
 
 
+def _nearest_existing(path: str) -> str:
+    current = os.path.abspath(path)
+    while not os.path.lexists(current) and os.path.dirname(current) != current:
+        current = os.path.dirname(current)
+    return current
+
+
+def _check_state_dir(settings: Settings, found: Findings) -> None:
+    """Whether the account that writes the restart journal could write it under state_dir."""
+    path = settings.state_dir
+    if path is None:
+        return
+    where = f"{settings.sources.get('state_dir', 'state_dir')}: state_dir"
+    if os.geteuid() == 0 and settings.process_user:
+        try:
+            account = Account.lookup(settings.process_user, settings.process_group)
+        except AccountError:
+            return  # reported with process_user
+        problem = service_state_problem(path, account)
+        if problem is not None:
+            found.errors.append(f"{where}: {problem}")
+        elif not os.path.lexists(path):
+            found.notes.append(f"state_dir {path}: created at start for {account.name} (mode 0700)")
+        return
+    if _per_session(settings):
+        # root makes state_dir/users/NAME for each user, who must be able to enter state_dir to reach it
+        existing = _nearest_existing(path)
+        info = os.stat(existing)
+        if not info.st_mode & stat.S_IXOTH:
+            found.errors.append(f"{where}: {existing}: sessions run as their users, who cannot enter it "
+                                f"(mode {stat.S_IMODE(info.st_mode):04o}): chmod 0755 it")
+        return
+    journal = os.path.join(path, JOURNAL_SUBDIR)
+    target = _nearest_existing(journal)
+    if not os.path.isdir(target) or not os.access(target, os.W_OK | os.X_OK):
+        found.errors.append(f"{where}: {target} is not writable by {Account.current().name}, who keeps the "
+                            "restart journal there")
+
+
 def check_settings(settings: Settings) -> Findings:
     """Everything ``serve`` would trip over at start-up, beyond what loading already validated."""
     found = Findings(warnings=list(settings.warnings))
@@ -151,6 +193,7 @@ def check_settings(settings: Settings) -> Findings:
     _check_passwords(settings, usermap, found)
     _check_writable(settings, "log_single", settings.log_single, found)
     _check_writable(settings, "log_transfer", settings.log_transfer, found)
+    _check_state_dir(settings, found)
     if settings.s3_debug:
         level, path = parse_s3_debug(settings.s3_debug)
         if level:

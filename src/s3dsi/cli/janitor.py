@@ -1,4 +1,9 @@
-"""``s3dsi janitor``: abort this service's unfinished multipart uploads that nobody resumed."""
+"""``s3dsi janitor``: abort this service's unfinished multipart uploads that nobody resumed.
+
+It sweeps the journal the daemon writes, with the identity the daemon writes it with: run as root with
+``process_user`` set, it first drops to that account for good (the service-user model journals under
+the account's state_dir/uploads or its own ``~/.local/state/s3dsi``); in the per-session model each
+user runs it for their own journal (``journal_directory``)."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from typing import Any
 
 from s3dsi.config.arguments import add_config_arguments, settings_from_args
 from s3dsi.config.settings import Settings
+from s3dsi.daemon.accounts import Account, AccountError, PrivilegeError, drop_privileges
 from s3dsi.protocol.errors import ConfigError
 from s3dsi.server.backends import MapFileBackends
 from s3dsi.storage.s3 import S3BackendFactory
@@ -45,12 +51,27 @@ def journal_directory(settings: Settings) -> str | None:
     return own if os.path.isdir(own) else state_dir
 
 
+def become_service_account(settings: Settings) -> Account | None:
+    """Root with process_user set: drop to that account for good, as the daemon does, so that the sweep
+    reads the journal and the credential map the daemon uses (its state_dir or its own default, its map)
+    with its identity. None when there is nothing to switch (not root, or no process_user)."""
+    if os.geteuid() != 0 or not settings.process_user:
+        return None
+    account = Account.lookup(settings.process_user, settings.process_group)
+    drop_privileges(account)
+    return account
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         settings = settings_from_args(args)
-    except ConfigError as err:
+        become_service_account(settings)
+    except (ConfigError, AccountError) as err:
         print(f"s3dsi janitor: {err}", file=sys.stderr)
         return 2
+    except PrivilegeError as err:
+        print(f"s3dsi janitor: {err}", file=sys.stderr)
+        return 1
     journal = UploadJournal(journal_directory(settings))
     backends = MapFileBackends(settings, S3BackendFactory(S3Config.from_settings(settings)))
     max_age = args.max_age if args.max_age is not None else float(settings.orphan_upload_age)

@@ -26,6 +26,8 @@ from s3dsi.server.backends import default_map_path
 from s3dsi.storage.s3clients import ClientPool, S3Config, S3Credentials
 
 Result = Literal["allowed", "denied", "failed", "skipped"]
+BucketState = Literal["missing", "unreachable"]
+_NO_BUCKET = frozenset({"NoSuchBucket", "404", "NotFound"})
 _SHOWN: dict[str, str] = {"allowed": "allowed", "denied": "DENIED", "failed": "FAILED", "skipped": "skipped"}
 _DENIED = frozenset({"AccessDenied", "403", "Forbidden", "AllAccessDisabled", "AccessDeniedException"})
 _BAD_KEYS = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken",
@@ -73,6 +75,8 @@ class ProbeReport:
     key: str | None = None
     leftovers: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    bucket_unusable: BucketState | None = None  # the bucket checks were not run: why
+    bucket_detail: str = ""
 
     @property
     def missing_actions(self) -> list[str]:
@@ -85,7 +89,8 @@ class ProbeReport:
 
     @property
     def ok(self) -> bool:
-        return all(o.result == "allowed" for o in self.outcomes) and not self.leftovers
+        return (all(o.result == "allowed" for o in self.outcomes) and not self.leftovers
+                and self.bucket_unusable is None)
 
 
 def _classify(exc: BaseException) -> tuple[Result, str]:
@@ -135,8 +140,21 @@ class Prober:
         self.report.bucket = bucket
         region = self._region(home, bucket)
         self.report.region = region
+        if not self._bucket_usable():
+            return self.report  # every other check would fail the same way
         self._bucket_checks(self.client_for(region), bucket)
         return self.report
+
+    def _bucket_usable(self) -> bool:
+        """False (and why, in the report) when the bucket does not exist or cannot be reached at all."""
+        found = [o for o in self.report.outcomes if o.check.operation in ("GetBucketLocation", "HeadBucket")]
+        missing = next((o for o in found if o.result == "failed" and o.detail in _NO_BUCKET), None)
+        if missing is not None:
+            self.report.bucket_unusable, self.report.bucket_detail = "missing", missing.detail
+        elif found and all(o.result == "failed" for o in found):
+            self.report.bucket_unusable = "unreachable"
+            self.report.bucket_detail = "; ".join(dict.fromkeys(o.detail for o in found))
+        return self.report.bucket_unusable is None
 
     def _region(self, home: Any, bucket: str) -> str:
         location = self._try("GetBucketLocation", lambda: home.get_bucket_location(Bucket=bucket))
@@ -234,6 +252,15 @@ def render(report: ProbeReport, user: str, entry_key_id: str, endpoint: str) -> 
                   "bucket policy:",
                   f"  s3dsi policy --bucket {bucket} --access {report.fix_level} "
                   "--principal ARN_OF_THAT_IDENTITY"]
+    if report.bucket_unusable == "missing":
+        lines += ["", f"Bucket {report.bucket} does not exist at {endpoint} ({report.bucket_detail}): check "
+                      f"the name (and host_name); a session can create it with 'MKD /{report.bucket}'. "
+                      "The bucket checks were not run."]
+    elif report.bucket_unusable == "unreachable":
+        hint = ("the map entry's keys" if "rejects these credentials" in report.bucket_detail
+                else "host_name, region, addressing_style and the network")
+        lines += ["", f"Bucket {report.bucket} is not reachable at {endpoint} ({report.bucket_detail}): "
+                      f"check {hint}. The bucket checks were not run."]
     for leftover in report.leftovers:
         lines.append(f"left behind: {leftover}")
     if report.ok:

@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 from s3dsi.config.arguments import add_config_arguments, settings_from_args
 from s3dsi.daemon.admin import AdminError, DaemonStatus, SessionSnapshot, query
-from s3dsi.daemon.sockets import default_admin_socket
+from s3dsi.daemon.sockets import admin_socket_candidates, present
 from s3dsi.protocol.errors import ConfigError
 
 
@@ -76,10 +76,11 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     path = args.socket
     if path is None:
         try:
-            path = default_admin_socket(settings_from_args(args))
+            candidates = admin_socket_candidates(settings_from_args(args))
         except ConfigError as exc:
             err.write(f"s3dsi status: {exc}\n")
             return 2
+        path = next((c for c in candidates if present(c)), candidates[0])
     try:
         status = query(path)
     except AdminError as exc:

@@ -29,7 +29,7 @@ from s3dsi.config.options import (
     OptionSpec,
 )
 from s3dsi.config.s3_conf import KeyValue, parse_s3_conf
-from s3dsi.config.settings import Settings
+from s3dsi.config.settings import MIN_NAMESPACE_THREADS, Settings
 from s3dsi.config.textfile import TextFileError, read_text_file
 from s3dsi.observability.logging import is_secret_name, register_secret
 from s3dsi.protocol.errors import ConfigError
@@ -268,10 +268,13 @@ def _derive(draft: _Draft, environ: Mapping[str, str]) -> None:
         for name in ("control_interface", "data_interface"):
             if not draft.explicit(name):
                 draft.set(name, hostname, f"{where} (hostname)")
-    if draft.values["threads"] == 0:
-        draft.warnings.append(f"{draft.sources['threads']}: threads 0 (non-threaded in globus-gridftp-server)"
-                              " is taken as 1")
-        draft.values["threads"] = 1
+    threads = typing.cast(int, draft.values["threads"])
+    if 0 <= threads < MIN_NAMESPACE_THREADS:
+        meaning = " (non-threaded in globus-gridftp-server)" if threads == 0 else ""
+        draft.warnings.append(f"{draft.sources['threads']}: threads {threads}{meaning} is taken as "
+                              f"{MIN_NAMESPACE_THREADS}: s3dsi always runs at least {MIN_NAMESPACE_THREADS} "
+                              "namespace threads")
+        draft.values["threads"] = MIN_NAMESPACE_THREADS
     dsi = str(draft.values["load_dsi_module"])
     if ":" in dsi:
         draft.warnings.append(f"{draft.sources['load_dsi_module']}: DSI options after 's3:' are ignored")

@@ -16,6 +16,14 @@ from typing import Literal
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
+# The start-up janitor's sweep runs on a namespace thread: a second one keeps listings from waiting for it.
+MIN_NAMESPACE_THREADS = 2
+
+
+def namespace_threads(configured: int) -> int:
+    """The namespace-operation threads a daemon runs for the ``threads`` setting (the loader already
+    raises smaller values, with a warning; this holds for Settings built in code too)."""
+    return max(MIN_NAMESPACE_THREADS, configured)
 
 AddressingStyle = Literal["auto", "path", "virtual"]
 
@@ -27,7 +35,7 @@ class Settings:
     control_interface: str | None = None  # None: all interfaces
     data_interface: str | None = None  # None: the address the control connection arrived on
     port_range: tuple[int, int] | None = None  # passive data ports (also GLOBUS_TCP_PORT_RANGE)
-    threads: int = 4  # namespace-operation worker threads (GT: threads of the server)
+    threads: int = 4  # namespace-operation worker threads (GT: threads of the server), >= 2
     process_user: str | None = None
     process_group: str | None = None
     load_dsi_module: str = "s3"

@@ -22,8 +22,9 @@ from s3dsi.daemon.accounts import Account
 from s3dsi.daemon.configsource import restart_only_changes
 from s3dsi.daemon.model import ProcessModel
 from s3dsi.daemon.sdnotify import monotonic_usec, sd_notify
-from s3dsi.daemon.services import apply_logging
+from s3dsi.daemon.services import reapply_logging
 from s3dsi.daemon.sockets import shown_address
+from s3dsi.observability.logfiles import LogOpener
 from s3dsi.observability.logging import get_logger
 from s3dsi.observability.metrics import Metrics, http_response, render_prometheus
 from s3dsi.observability.transferlog import TransferLog, TransferRecord
@@ -66,20 +67,23 @@ def keep_restart_only(old: Settings, new: Settings) -> tuple[Settings, list[str]
     return dataclasses.replace(new, **{name: getattr(old, name) for name in changed}), changed
 
 
-def adopt_reloaded(old: Settings, new: Settings, transfer_log: TransferLog) -> Settings:
+def adopt_reloaded(old: Settings, new: Settings, transfer_log: TransferLog,
+                   opener: LogOpener | None = None) -> Settings:
     """Everything a SIGHUP does in either process model once the new configuration has loaded: keep
-    restart-only settings, reopen the logs, and say what happened. Returns the settings to run with."""
+    restart-only settings, apply the logging settings (files that cannot be opened keep their previous
+    destination, and a warning names them), and say what happened. Returns the settings to run with.
+    ``opener`` opens log files this process may no longer open itself (the service-user model)."""
     settings, changed = keep_restart_only(old, new)
     if changed:
         log.warning("changed settings that take effect only after a restart", settings=changed)
+    for problem in reapply_logging(settings, opener):
+        log.warning("log file not opened", setting=problem.setting, path=problem.path, error=problem.error,
+                    writing_to=problem.instead)
     try:
-        apply_logging(settings)
+        transfer_log.reopen(settings.log_transfer, opener)
     except OSError as err:
-        log.warning("log files not reopened", error=err.strerror)
-    try:
-        transfer_log.reopen(settings.log_transfer)
-    except OSError as err:
-        log.warning("transfer log not reopened", path=settings.log_transfer, error=err.strerror)
+        log.warning("log file not opened", setting="log_transfer", path=settings.log_transfer,
+                    error=err.strerror or str(err), writing_to=transfer_log.path or "nowhere")
     log.info("configuration reloaded", files=list(settings.config_files))
     return settings
 
@@ -93,7 +97,8 @@ class SingleProcessRuntime:
     def __init__(self, settings: Settings, *, model: ProcessModel, runs_as: Account, listeners: Listeners,
                  authenticator: Authenticator, backends: BackendProvider, transfer_log: TransferLog,
                  metrics: Metrics | None = None, reload: Reload | None = None,
-                 on_ready: Callable[[Daemon], None] | None = None, stdout: TextIO | None = None) -> None:
+                 on_ready: Callable[[Daemon], None] | None = None, stdout: TextIO | None = None,
+                 log_opener: LogOpener | None = None) -> None:
         self.settings = settings
         self.model = model
         self.runs_as = runs_as
@@ -102,8 +107,11 @@ class SingleProcessRuntime:
         self.metrics = metrics
         self._reload = reload
         self._on_ready = on_ready
+        self._log_opener = log_opener
         self.daemon = Daemon(settings, authenticator=authenticator, backends=backends, stdout=stdout)
         self.daemon.ctx.on_transfer_done = self._transfer_done
+        if metrics is not None:
+            self.daemon.ctx.on_session_opened = metrics.session_opened
         self.started = time.time()
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
@@ -204,13 +212,16 @@ class SingleProcessRuntime:
             return False
         async with self._reload_lock:
             sd_notify("RELOADING=1", monotonic_usec())
+            loop = asyncio.get_running_loop()
             try:
-                result = await asyncio.get_running_loop().run_in_executor(None, self._reload)
+                result = await loop.run_in_executor(None, self._reload)
             except Exception as err:
                 log.error("reload failed; the running configuration stays", error=str(err))
                 sd_notify("READY=1", self._notify_status())
                 return False
-            settings = adopt_reloaded(self.settings, result.settings, self.transfer_log)
+            # off the loop: opening a log file may mean asking the root helper
+            settings = await loop.run_in_executor(None, adopt_reloaded, self.settings, result.settings,
+                                                  self.transfer_log, self._log_opener)
             self.daemon.reload(settings, authenticator=result.authenticator, backends=result.backends)
             self.settings = settings
             sd_notify("READY=1", self._notify_status())

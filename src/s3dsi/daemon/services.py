@@ -10,7 +10,8 @@ import botocore.session
 from s3dsi.config.settings import Settings
 from s3dsi.identity.auth import Authenticator
 from s3dsi.identity.passwords import PasswordFile, PasswordFileError
-from s3dsi.observability.logging import configure_logging
+from s3dsi.observability.logfiles import LogOpener
+from s3dsi.observability.logging import LogFileProblem, configure_logging, reconfigure_logging
 from s3dsi.observability.metrics import Metrics
 from s3dsi.server.backends import MapFileBackends
 from s3dsi.storage.s3 import S3BackendFactory
@@ -61,3 +62,8 @@ def load_authenticator(settings: Settings, owner_uid: int | None = None) -> Auth
 def apply_logging(settings: Settings) -> None:
     """configure_logging, except log_transfer: TransferLog writes that file in the reference's format."""
     configure_logging(dataclasses.replace(settings, log_transfer=None))
+
+
+def reapply_logging(settings: Settings, opener: LogOpener | None = None) -> list[LogFileProblem]:
+    """apply_logging on SIGHUP: levels and format always change; files it cannot open are reported."""
+    return reconfigure_logging(dataclasses.replace(settings, log_transfer=None), opener=opener)

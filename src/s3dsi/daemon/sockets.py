@@ -48,18 +48,47 @@ def shown_address(sock: socket.socket) -> str:
     return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
 
 
+ROOT_ADMIN_SOCKET = "/run/s3dsi/admin.sock"
+
+
+def _own_admin_socket() -> str:
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    base = os.path.join(runtime, "s3dsi") if runtime else default_state_dir()
+    return os.path.join(base, "admin.sock")
+
+
 def default_admin_socket(settings: Settings) -> str:
-    """admin_socket, else ``state_dir/admin.sock``, else /run/s3dsi/admin.sock for root, else a private
-    per-user path."""
+    """Where a daemon started by this process's user listens: admin_socket, else ``state_dir/admin.sock``,
+    else /run/s3dsi/admin.sock for root, else a private per-user path."""
     if settings.admin_socket:
         return settings.admin_socket
     if settings.state_dir:
         return os.path.join(settings.state_dir, "admin.sock")
     if os.geteuid() == 0:
-        return "/run/s3dsi/admin.sock"
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    base = os.path.join(runtime, "s3dsi") if runtime else default_state_dir()
-    return os.path.join(base, "admin.sock")
+        return ROOT_ADMIN_SOCKET
+    return _own_admin_socket()
+
+
+def admin_socket_candidates(settings: Settings) -> list[str]:
+    """Where the daemon running ``settings`` may listen, as a client run by this user sees it, likeliest
+    first. Without admin_socket and state_dir the path depends on who started the daemon: root (always,
+    when process_user is set: ``sudo -u globus-s3 s3dsi status`` must find /run/s3dsi) or this user."""
+    if settings.admin_socket or settings.state_dir or os.geteuid() == 0:
+        return [default_admin_socket(settings)]
+    own = _own_admin_socket()
+    return [ROOT_ADMIN_SOCKET, own] if settings.process_user else [own, ROOT_ADMIN_SOCKET]
+
+
+def present(path: str) -> bool:
+    """Whether something is at ``path``, or may be: a directory this user cannot search hides it, and a
+    connection attempt should then say "permission denied" rather than "no such socket"."""
+    try:
+        os.lstat(path)
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
 
 
 class AdminSocketError(Exception):

@@ -1,8 +1,9 @@
 """``s3dsi serve``: from the configuration to a running daemon under the right process model.
 
 Everything that needs root happens here, in this order, before any thread or event loop exists:
-settings and logging, the password file, the transfer log, the password helper (service-user model),
-the listening sockets; then the privilege drop, and only then the daemon proper.
+settings and logging, the password file, the transfer log, the service account's journal directory
+and the root helper (service-user model), the listening sockets; then the privilege drop, and only then
+the daemon proper.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from s3dsi.daemon.sockets import (
     bind_metrics,
     default_admin_socket,
 )
+from s3dsi.daemon.statedir import StateDirError, prepare_service_state_dir
 from s3dsi.daemon.supervisor import Supervisor
 from s3dsi.identity.passwords import PasswordFileError
 from s3dsi.observability.logging import get_logger
@@ -110,6 +112,16 @@ def _transfer_log(settings: Settings) -> TransferLog:
         raise StartupError(f"log_transfer: cannot open {settings.log_transfer}: {err.strerror}") from None
 
 
+def _prepare_state_dir(state_dir: str, service: Account) -> None:
+    """The service account's restart journal directory, made by root before the drop."""
+    try:
+        prepare_service_state_dir(state_dir, service)
+    except StateDirError as err:
+        raise StartupError(f"state_dir: {err}") from None
+    except OSError as err:
+        raise StartupError(f"state_dir: {err.filename or state_dir}: {err.strerror}") from None
+
+
 def serve(source: ConfigSource, stdout: TextIO | None = None) -> int:
     """Run the daemon until SIGTERM/SIGINT; the exit status of ``s3dsi serve``."""
     settings, plan = prepare(source)
@@ -137,6 +149,8 @@ def _serve_single(source: ConfigSource, settings: Settings, plan: ProcessPlan, s
     except PasswordFileError as err:
         raise StartupError(str(err)) from None
     transfer_log = _transfer_log(settings)
+    if service is not None and settings.state_dir is not None:
+        _prepare_state_dir(settings.state_dir, service)
     helper = PasswordHelper.spawn(source, service.uid) if service is not None else None
     try:
         listeners = open_listeners(settings, owner=service)
@@ -161,7 +175,8 @@ def _serve_single(source: ConfigSource, settings: Settings, plan: ProcessPlan, s
         runtime = SingleProcessRuntime(
             settings, model=plan.model, runs_as=service or Account.current(), listeners=listeners,
             authenticator=authenticator, backends=factories.map_backends(settings),
-            transfer_log=transfer_log, metrics=metrics, reload=reload, stdout=stdout or sys.stdout)
+            transfer_log=transfer_log, metrics=metrics, reload=reload, stdout=stdout or sys.stdout,
+            log_opener=helper.log_opener if helper is not None else None)
         return run_loop(runtime.run())
     finally:
         if helper is not None:

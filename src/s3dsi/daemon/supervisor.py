@@ -74,7 +74,7 @@ class Supervisor:
         self.listeners = listeners
         self.transfer_log = transfer_log
         self.metrics_on = metrics
-        self.finished_metrics = Metrics()  # counters of children that exited
+        self.finished_metrics = Metrics()  # counters of children that exited, and sessions opened
         self.children: dict[int, Child] = {}
         self.started = time.time()
         self.stdout = stdout if stdout is not None else sys.stdout
@@ -158,6 +158,8 @@ class Supervisor:
         except OSError as err:
             log.error("cannot fork a session process", error=err.strerror)
             self._refuse(conn, UNAVAILABLE)
+            return
+        self.finished_metrics.session_opened()  # here, not in the child: counted once, at the accept
 
     @staticmethod
     def _refuse(conn: socket.socket, reply: bytes) -> None:

@@ -37,7 +37,12 @@ def user_state_dir(settings: Settings, account: Account) -> str | None:
 
 def prepare_user_state_dir(path: str, account: Account) -> None:
     """Create ``path`` 0700 owned by ``account`` (we are still root); an existing one must be theirs."""
-    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+    users = os.path.dirname(path)
+    if not os.path.isdir(users):
+        made = [users] if os.path.isdir(os.path.dirname(users)) else [os.path.dirname(users), users]
+        os.makedirs(users, mode=0o755, exist_ok=True)
+        for directory in made:  # whatever the umask (0027 under the unit): every user passes through
+            os.chmod(directory, 0o755)  # noqa: S103
     try:
         os.mkdir(path, 0o700)
         os.chown(path, account.uid, account.gid)

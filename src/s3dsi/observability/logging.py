@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
 from typing import Any, TextIO
 from urllib.parse import quote
 
@@ -24,6 +24,7 @@ import structlog
 
 from s3dsi.config.settings import Settings
 from s3dsi.config.values import GT_LOG_BITS, parse_gt_log_level, parse_s3_debug
+from s3dsi.observability.logfiles import LogOpener, LogStreams
 
 REDACTED = "***"
 TRANSFER_LOGGER = "s3dsi.transfer.stats"  # "Transfer stats" events: log_transfer file, TRANSFER level
@@ -222,28 +223,13 @@ def _formatter(log_format: str) -> RedactingFormatter:
     )
 
 
-def _open_log(path: str) -> TextIO:
-    """Append to ``path``, creating it readable by its owner only."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    return os.fdopen(fd, "a", encoding="utf-8", buffering=1)
-
-
 class _OwnHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """A handler configure_logging installed (and removes again); ``owns_stream`` if it opened a file."""
+    """A handler configure_logging installed (and removes again); its file stream belongs to _streams."""
 
-    def __init__(self, stream: TextIO, log_format: str, owns_stream: bool = False) -> None:
+    def __init__(self, stream: TextIO, log_format: str) -> None:
         super().__init__(stream)
-        self.owns_stream = owns_stream
         self.setFormatter(_formatter(log_format))
         self.addFilter(RedactingFilter())
-
-    def close(self) -> None:
-        try:
-            if self.owns_stream and not self.stream.closed:
-                self.flush()
-                self.stream.close()
-        finally:
-            super().close()
 
 
 def _remove_own_handlers(logger: logging.Logger) -> None:
@@ -253,44 +239,95 @@ def _remove_own_handlers(logger: logging.Logger) -> None:
             handler.close()
 
 
-def _handler(stream: TextIO, log_format: str) -> logging.Handler:
-    return _OwnHandler(stream, log_format)
+@dataclass(frozen=True)
+class LogFileProblem:
+    """A log file a reconfiguration could not open, and where that output goes instead."""
+
+    setting: str  # log_single, log_transfer or GLOBUS_S3_DEBUG
+    path: str
+    error: str
+    instead: str  # "PATH (the previous file)", "stderr" or "nowhere"
 
 
-def _file_handler(path: str, log_format: str) -> logging.Handler:
-    return _OwnHandler(_open_log(path), log_format, owns_stream=True)
+_streams = LogStreams()
+_destinations: dict[str, str | None] = {}  # setting -> the file it writes to now (None: the stream)
+_lock = threading.Lock()
 
 
-def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
+def configure_logging(settings: Settings, stream: TextIO | None = None, *,
+                      opener: LogOpener | None = None) -> None:
     """Install the process's handlers from ``settings``; safe to call again (replaces what it installed).
 
     ``log_single`` sends the log to a file, otherwise to ``stream`` (default stderr); ``log_transfer``
     receives the TRANSFER_LOGGER events; ``s3_debug`` (GLOBUS_S3_DEBUG "LEVEL[,PATH]") with a non-zero
     level sends botocore/boto3/s3transfer/urllib3 and s3dsi.storage DEBUG output to PATH (or the stream);
-    without it those libraries only report warnings, even at log_level ALL. Raises OSError when a log
-    file cannot be opened (the previous configuration then stays in place).
+    without it those libraries only report warnings, even at log_level ALL. A file already open under the
+    same path and still named by it is kept open, not opened again. Raises OSError when a log file cannot
+    be opened (the previous configuration then stays in place).
     """
+    with _lock:
+        _configure(settings, stream, opener, strict=True)
+
+
+def reconfigure_logging(settings: Settings, stream: TextIO | None = None, *,
+                        opener: LogOpener | None = None) -> list[LogFileProblem]:
+    """configure_logging for a running process (SIGHUP): levels and format always take effect; output
+    whose file cannot be opened keeps its previous destination (or, when it had none, goes to the stream
+    for the main log and nowhere for the others). Returns what could not be opened."""
+    with _lock:
+        return _configure(settings, stream, opener, strict=False)
+
+
+def _fallback(setting: str, out: TextIO) -> tuple[TextIO | None, str | None, str]:
+    """Where ``setting``'s output goes when its file cannot be opened: (stream, its path, description)."""
+    previous = _destinations.get(setting, "")
+    if previous:
+        stream = _streams.current(previous)
+        if stream is not None and not stream.closed:
+            return stream, previous, f"{previous} (the previous file)"
+    if previous is None or setting == "log_single":
+        return out, None, "stderr" if out is sys.stderr else "the log stream"
+    return None, None, "nowhere"
+
+
+def _configure(settings: Settings, stream: TextIO | None, opener: LogOpener | None,
+               strict: bool) -> list[LogFileProblem]:
     out = stream if stream is not None else sys.stderr
     threshold = stdlib_level(settings.log_level)
     transfers = logs_transfers(settings.log_level)
-    level, path = parse_s3_debug(settings.s3_debug) if settings.s3_debug else (0, None)
+    level, debug_path = parse_s3_debug(settings.s3_debug) if settings.s3_debug else (0, None)
+    wanted: dict[str, str | None] = {"log_single": settings.log_single}
+    if settings.log_transfer:
+        wanted["log_transfer"] = settings.log_transfer
+    if level:
+        wanted["GLOBUS_S3_DEBUG"] = debug_path
 
-    # open every file first, so that a failure leaves the old handlers working
-    opened: list[logging.Handler] = []
-
-    def destination(file: str | None) -> logging.Handler:
-        handler = _file_handler(file, settings.log_format) if file else _handler(out, settings.log_format)
-        opened.append(handler)
-        return handler
-
-    try:
-        main = destination(settings.log_single)
-        transfer_file = destination(settings.log_transfer) if settings.log_transfer else None
-        debug = destination(path) if level else None
-    except OSError:
-        for handler in opened:
-            handler.close()
-        raise
+    # open every file first, so that a failure (strict) leaves the old handlers working
+    chosen: dict[str, tuple[TextIO, str | None]] = {}
+    fresh: list[TextIO] = []
+    problems: list[LogFileProblem] = []
+    for setting, path in wanted.items():
+        if path is None:
+            chosen[setting] = (out, None)
+            continue
+        try:
+            # two settings naming one file share one stream
+            key = _streams.key(path)
+            shared = [s for s, p in chosen.values() if p is not None and _streams.key(p) == key]
+            file_stream = shared[0] if shared else _streams.stream(path, opener)
+        except OSError as err:
+            if strict:
+                for opened in fresh:
+                    _streams.discard(opened)
+                raise
+            fallback, fallback_path, instead = _fallback(setting, out)
+            problems.append(LogFileProblem(setting, path, err.strerror or str(err), instead))
+            if fallback is not None:
+                chosen[setting] = (fallback, fallback_path)
+            continue
+        if file_stream is not _streams.current(path) and file_stream not in fresh:
+            fresh.append(file_stream)
+        chosen[setting] = (file_stream, path)
 
     root = logging.getLogger()
     transfer_logger = logging.getLogger(TRANSFER_LOGGER)
@@ -299,21 +336,29 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
     for logger in (root, transfer_logger, layer_logger, *library_loggers):
         _remove_own_handlers(logger)
 
+    main = _OwnHandler(chosen["log_single"][0], settings.log_format)
     main.addFilter(_MainLogFilter(threshold, transfers))
     root.addHandler(main)
     root.setLevel(threshold)
+    transfer_file = chosen.get("log_transfer")
     transfer_logger.setLevel(logging.INFO if transfers or transfer_file else logging.NOTSET)
     if transfer_file is not None:
-        transfer_logger.addHandler(transfer_file)
+        transfer_logger.addHandler(_OwnHandler(transfer_file[0], settings.log_format))
+    debug = chosen.get("GLOBUS_S3_DEBUG")
     for logger in library_loggers:
         logger.setLevel(logging.DEBUG if debug else logging.WARNING)
         logger.propagate = debug is None  # their debug output goes to its own destination only
     layer_logger.setLevel(logging.DEBUG if debug else logging.NOTSET)
     if debug is not None:
+        handler = _OwnHandler(debug[0], settings.log_format)
         for logger in (layer_logger, *library_loggers):
-            logger.addHandler(debug)
+            logger.addHandler(handler)
 
+    _streams.keep({path: s for s, path in chosen.values() if path is not None})
+    _destinations.clear()
+    _destinations.update({setting: path for setting, (_, path) in chosen.items()})
     _configure_structlog([structlog.stdlib.ProcessorFormatter.wrap_for_formatter])
+    return problems
 
 
 def get_logger(name: str, **bind: Any) -> structlog.stdlib.BoundLogger:

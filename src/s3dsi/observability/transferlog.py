@@ -22,12 +22,16 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from s3dsi.observability.logfiles import LogOpener, reuse_or_open
 from s3dsi.observability.logging import TRANSFER_LOGGER, get_logger, redact_text
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _GT_TYPES = {"APPE": "ESTO"}  # the reference logs any non-truncating store as ESTO
+_LOCALHOST_NAMES = frozenset({"localhost", "localhost.localdomain", "localhost6", "localhost6.localdomain6",
+                              "ip6-localhost", "ip6-loopback"})
 UPLOAD_KINDS = frozenset({"STOR", "ESTO", "APPE"})
 DOWNLOAD_KINDS = frozenset({"RETR", "ERET"})
 
@@ -88,6 +92,29 @@ def _encode(text: str) -> bytes:
         return text.encode("utf-8", "replace")
 
 
+def transfer_log_host(environ: Mapping[str, str] | None = None) -> str:
+    """HOST of the transfer log, found as the reference server finds its host name: GLOBUS_HOSTNAME when
+    set; else the system host name, qualified through the resolver's canonical name when it has no dot
+    (never a loopback name such as ``localhost`` that /etc/hosts may map it to), then with
+    GLOBUS_DOMAIN_NAME appended if it still has none; lower case."""
+    env = os.environ if environ is None else environ
+    if env.get("GLOBUS_HOSTNAME"):
+        return env["GLOBUS_HOSTNAME"].lower()
+    name = socket.gethostname()
+    if "." not in name:
+        try:
+            infos = socket.getaddrinfo(name, None, type=socket.SOCK_STREAM, flags=socket.AI_CANONNAME)
+        except (OSError, UnicodeError):
+            infos = []
+        canonical = infos[0][3] if infos else ""
+        if canonical and canonical.lower() not in _LOCALHOST_NAMES:
+            name = canonical
+    domain = env.get("GLOBUS_DOMAIN_NAME")
+    if "." not in name and domain:
+        name = f"{name}.{domain}"
+    return name.lower()
+
+
 def format_transfer_stats(record: TransferRecord, host: str) -> str:
     """The reference's key=value line for ``record`` (without a line end)."""
     return (f"DATE={gt_time(record.ended)} HOST={host} PROG=globus-gridftp-server NL.EVNT=FTP_INFO "
@@ -106,22 +133,24 @@ class TransferLog:
     processes of the per-session model can share it without interleaving lines.
     """
 
-    def __init__(self, path: str | None, host: str | None = None) -> None:
-        self.host = host or socket.getfqdn()
+    def __init__(self, path: str | None, host: str | None = None, opener: LogOpener | None = None) -> None:
+        self.host = host or transfer_log_host()
         self.path: str | None = None
         self._fd: int | None = None
         self._lock = threading.Lock()
         self._log = get_logger(TRANSFER_LOGGER)
-        self.reopen(path)
+        self.reopen(path, opener)
 
-    def reopen(self, path: str | None) -> None:
-        """Switch to ``path`` (SIGHUP, log rotation); raises OSError and keeps the old file if it fails."""
+    def reopen(self, path: str | None, opener: LogOpener | None = None) -> None:
+        """Switch to ``path`` (SIGHUP): a path still naming the open file keeps it (rotation by
+        copytruncate); another file is opened with ``opener``. Raises OSError and keeps the old file
+        if that fails."""
         fd = None
         if path is not None:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fd = reuse_or_open(path, self._fd if path == self.path else None, opener)
         with self._lock:
             old, self._fd, self.path = self._fd, fd, path
-        if old is not None:
+        if old is not None and old != fd:
             os.close(old)
 
     def close(self) -> None:

@@ -9,7 +9,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import TextIO
 
-from s3dsi.config.settings import Settings
+from s3dsi.config.settings import Settings, namespace_threads
 from s3dsi.observability.logging import get_logger
 from s3dsi.protocol.replies import Reply
 from s3dsi.server.context import Authenticator, BackendProvider, DaemonContext
@@ -34,7 +34,8 @@ class Daemon:
             backends=backends,
             workers=PartWorkers(settings.part_workers),
             pool=BufferPool(settings.memory_budget),
-            namespace_pool=ThreadPoolExecutor(max(2, settings.threads), thread_name_prefix="s3dsi-ns"),
+            namespace_pool=ThreadPoolExecutor(namespace_threads(settings.threads),
+                                              thread_name_prefix="s3dsi-ns"),
             journal=UploadJournal(settings.state_dir),
         )
         self._stdout = stdout if stdout is not None else sys.stdout
@@ -99,6 +100,8 @@ class Daemon:
             session = Session(self.ctx, stream, peer=(str(peer[0]), int(peer[1])),
                               local=(str(local[0]), int(local[1])), handlers=HANDLERS)
             self.ctx.sessions.add(session)
+            if self.ctx.on_session_opened is not None:
+                self.ctx.on_session_opened()
             try:
                 await session.run()
             except asyncio.CancelledError:

@@ -66,6 +66,7 @@ class DaemonContext:
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     sessions: set[Any] = field(default_factory=set)
     on_transfer_done: Callable[[Any], None] | None = None
+    on_session_opened: Callable[[], None] | None = None  # once per session served (metrics)
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking namespace operation (stat, list page, mkdir...) off the event loop."""

@@ -155,3 +155,15 @@ def test_after_the_grace_a_running_upload_is_aborted_and_leaves_nothing(recorded
         recorded.backend.head_object("/data/never.bin")
     assert recorded.backend.list_uploads("/data/never.bin") == []
     assert recorded.records[-1].code == 426
+
+
+def test_a_test_daemon_leaves_no_state_dir_behind(tmp_path: Path) -> None:
+    made = daemon_settings()
+    assert made.state_dir is not None and Path(made.state_dir).is_dir()
+    own = tmp_path / "own-state"
+    own.mkdir()
+    mine = daemon_settings(state_dir=str(own))
+    for settings in (made, mine):
+        DaemonThread(settings, SharedBackend(MemoryBackend())).start().stop()
+    assert not Path(made.state_dir).exists()  # made by test_settings: removed by stop()
+    assert own.is_dir()  # the caller's own directory stays

@@ -77,3 +77,31 @@ def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:
                       "NoNewPrivileges=yes", "ProtectSystem=", "ProtectHome=read-only", "PrivateTmp=yes",
                       "CapabilityBoundingSet=CAP_SETUID CAP_SETGID"):
         assert directive in text, directive
+
+
+def unit_directive(name: str) -> str:
+    text = (REPO / "systemd" / "s3dsi.service").read_text()
+    return next(line.split("=", 1)[1] for line in text.splitlines() if line.startswith(f"{name}="))
+
+
+def test_postinst_creates_the_directories_of_the_unit(deb_package: Path, tmp_path: Path) -> None:
+    """/var/log/gridftp and /var/lib/s3dsi exist before the first start (check-config passes with the
+    example log_single, log_transfer and state_dir), as the unit would create them."""
+    control = tmp_path / "control"
+    subprocess.run(["dpkg-deb", "--control", str(deb_package), str(control)], check=True, timeout=60)
+    stubs, calls = tmp_path / "bin", tmp_path / "calls"
+    stubs.mkdir()
+    for command in ("adduser", "install", "systemctl"):
+        (stubs / command).write_text(f'#!/bin/sh\necho "{command} $*" >> {calls}\n')
+    entry = "globus-s3:x:999:999::/var/lib/globus-s3:/usr/sbin/nologin"
+    (stubs / "getent").write_text(f"#!/bin/sh\necho '{entry}'\n")
+    for stub in stubs.iterdir():
+        stub.chmod(0o755)
+    proc = subprocess.run(["sh", str(control / "postinst"), "configure", ""], capture_output=True, text=True,
+                          timeout=60, env={"PATH": f"{stubs}:/usr/bin:/bin"}, check=False)
+    assert proc.returncode == 0, proc.stderr
+    made = calls.read_text().splitlines()
+    for kind, base in (("Logs", "/var/log/"), ("State", "/var/lib/")):
+        directory, mode = base + unit_directive(f"{kind}Directory"), unit_directive(f"{kind}DirectoryMode")
+        assert f"install -d -m {mode} -o root -g root {directory}" in made, made
+    assert unit_directive("StateDirectoryMode") == unit_directive("RuntimeDirectoryMode") == "0755"

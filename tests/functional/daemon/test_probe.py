@@ -1,5 +1,5 @@
 """`s3dsi probe` against a real (moto) S3 where everything is allowed: every check passes and every test
-artifact is cleaned up."""
+artifact is cleaned up; a bucket that does not exist is said to be missing."""
 
 from __future__ import annotations
 
@@ -35,5 +35,11 @@ def test_probe_allows_everything_on_moto_and_leaves_nothing(moto_s3: MotoS3) -> 
 
         missing = run([sys.executable, "-m", "s3dsi", "probe", "nobody-mapped", *args])
         assert missing.returncode == 2 and "no entry for 'nobody-mapped'" in missing.stderr
+
+        absent = run([sys.executable, "-m", "s3dsi", "probe", "alice", "--bucket", "s3dsi-no-such-bucket",
+                      *args])
+        assert absent.returncode == 1, absent.stdout + absent.stderr
+        assert f"Bucket s3dsi-no-such-bucket does not exist at {moto_s3.endpoint}" in absent.stdout
+        assert "PutObject" not in absent.stdout  # nothing else was tried
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -1,5 +1,6 @@
 """Root with process_user: bind, read the root-only password file, drop to the service account for good;
-sessions, SIGHUP reload (password file through the root helper), map edits, status, metrics, logs."""
+sessions, SIGHUP reload (password file and log files through the root helper), map edits, status,
+metrics, logs, and the restart journal under a root-owned state_dir."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import shutil
 import signal
 import time
+from pathlib import Path
 
 from tests.functional.daemon.conftest import (
     LocalUsers,
@@ -70,6 +72,7 @@ def test_service_user_model(local_users: LocalUsers, moto_s3: MotoS3, s3dsi_for_
             assert metric(metrics, 's3dsi_transfer_bytes_total{direction="out"}') == MiB
             assert metric(metrics, 's3dsi_s3_requests_total{operation="PutObject",status="200"}') >= 1
             assert metric(metrics, "s3dsi_sessions") == 1
+            assert metric(metrics, "s3dsi_sessions_opened_total") == 1
 
             lines = transfer_log.read_text().splitlines()
             assert [line.split(" TYPE=")[1] for line in lines] == ["STOR CODE=226 TASKID=svc-task-1",
@@ -99,5 +102,94 @@ def test_service_user_model(local_users: LocalUsers, moto_s3: MotoS3, s3dsi_for_
         while any(os.path.exists(f"/proc/{pid}") for pid in helpers) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not any(os.path.exists(f"/proc/{pid}") for pid in helpers), "the helper outlived the daemon"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def wait_for(path: Path, text: str, timeout: float = 15.0) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        content = path.read_text(errors="replace") if path.exists() else ""
+        if text in content:
+            return content
+        assert time.monotonic() < deadline, f"{text!r} not in {path}:\n{content[-3000:]}"
+        time.sleep(0.05)
+
+
+def owner_and_mode(path: Path) -> tuple[int, int]:
+    info = path.stat()
+    return info.st_uid, info.st_mode & 0o777
+
+
+def test_reloads_reopen_root_only_logs_and_the_journal_lives_in_a_root_state_dir(
+        local_users: LocalUsers, moto_s3: MotoS3, s3dsi_for_any_user: list[str]) -> None:
+    service = local_users.create()
+    service.write_map({"alice": (moto_s3.access_key, moto_s3.secret_key)})
+    bucket = moto_s3.create_bucket()
+    base = world_tempdir("s3dsi-svc-logs-")
+    try:
+        logs, state = base / "log", base / "state"
+        logs.mkdir(mode=0o750)  # the unit's LogsDirectory: root's alone
+        state.mkdir(mode=0o755)  # the unit's StateDirectory
+        main_log, transfer_log, debug_log = logs / "s3dsi.log", logs / "transfer.log", logs / "s3.log"
+        gridftp = {"process_user": service.name, "log_level": "ERROR,WARN", "log_single": str(main_log),
+                   "log_transfer": str(transfer_log), "$GLOBUS_S3_DEBUG": f"1023,{debug_log}"}
+        config = SiteConfig(base, moto_s3, gridftp=gridftp, s3={"state_dir": str(state)},
+                            passwords={"alice": "alice password"}).write()
+        served = serve(s3dsi_for_any_user, config.args(), base / "daemon.log")
+        try:
+            # root made the journal directory the account's before dropping; state_dir stays root's
+            assert owner_and_mode(state) == (0, 0o755)
+            assert owner_and_mode(state / "uploads") == (service.uid, 0o700)
+            c = login(served, "alice", "alice password")
+            assert stor(c, f"/{bucket}/one.bin", b"x" * 1000) == 226
+            wait_for(debug_log, "PutObject")
+            wait_for(transfer_log, "TYPE=STOR")
+
+            # rotation by rename, level and GLOBUS_S3_DEBUG changes: the reload applies all of them
+            transfer_log.rename(logs / "transfer.log.1")
+            config.gridftp.update({"log_level": "ERROR,WARN,INFO", "$GLOBUS_S3_DEBUG": "0"})
+            config.write()
+            served.signal(signal.SIGHUP)
+            text = wait_for(main_log, "configuration reloaded")  # an INFO line: the new level is in force
+            assert "log file not opened" not in text and "Permission denied" not in text
+            debug_size = debug_log.stat().st_size
+            assert stor(c, f"/{bucket}/two.bin", b"y" * 1000) == 226
+            wait_for(transfer_log, "FILE=/" + bucket + "/two.bin")  # a new file, opened by the root helper
+            assert debug_log.stat().st_size == debug_size  # S3 debugging is off
+            assert "two.bin" not in (logs / "transfer.log.1").read_text()
+            assert owner_and_mode(transfer_log) == (0, 0o600)
+
+            # a new log file in the root-only directory: opened by the helper too
+            new_log = logs / "moved.log"
+            config.gridftp["log_single"] = str(new_log)
+            config.write()
+            served.signal(signal.SIGHUP)
+            assert "log file not opened" not in wait_for(new_log, "configuration reloaded")
+            assert owner_and_mode(new_log) == (0, 0o600)
+            assert "janitor failed" not in main_log.read_text() + served.log()
+            c.close()
+        finally:
+            code = served.stop()
+        assert code == 0, served.log()[-3000:]
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_state_dir_the_account_cannot_enter_stops_the_start(local_users: LocalUsers, moto_s3: MotoS3,
+                                                              s3dsi_for_any_user: list[str]) -> None:
+    service = local_users.create()
+    base = world_tempdir("s3dsi-svc-state-")
+    try:
+        state = base / "state"
+        state.mkdir(mode=0o750)  # as StateDirectoryMode=0750 made /var/lib/s3dsi
+        config = SiteConfig(base, moto_s3, gridftp={"process_user": service.name},
+                            s3={"state_dir": str(state)}).write()
+        proc = run([*s3dsi_for_any_user, "serve", *config.args()], timeout=60)
+        assert proc.returncode == 2, proc.stderr
+        assert f"state_dir: {state}: {service.name} cannot enter it" in proc.stderr
+        assert proc.stdout == ""  # never listened
+        check = run([*s3dsi_for_any_user, "check-config", *config.args()[:-2]])
+        assert check.returncode == 1 and f"{service.name} cannot enter it" in check.stderr
     finally:
         shutil.rmtree(base, ignore_errors=True)

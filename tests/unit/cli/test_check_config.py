@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -181,3 +184,35 @@ def test_per_session_model_does_not_check_roots_map(tmp_path: Path, capsys: pyte
     args = write_config(tmp_path, "allow_root 1\n", s3_conf)  # sessions run as root: root's map it is
     main(args)
     assert "credential map does not exist" in "".join(capsys.readouterr())
+
+
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A directory every user can enter (pytest's own are private to root)."""
+    path = Path(tempfile.mkdtemp(prefix="s3dsi-cc-", dir="/tmp"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the service-user model is root's")
+def test_a_state_dir_process_user_cannot_enter_is_an_error(open_dir: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    state = open_dir / "state"
+    state.mkdir(mode=0o750)  # root's, as systemd's StateDirectoryMode=0750 made /var/lib/s3dsi
+    args = write_config(tmp_path, "process_user nobody\n", f"state_dir = {state}\n")
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert f"state_dir: {state}: nobody cannot enter it" in err and "chmod 0755" in err
+    state.chmod(0o755)
+    assert main(args) == 0
+    state.rmdir()
+    assert main(args) == 0
+    assert f"state_dir {state}: created at start for nobody (mode 0700)" in capsys.readouterr().out
+    (open_dir / "hidden").mkdir(mode=0o700)
+    for state_dir in (open_dir / "hidden" / "state", open_dir / "hidden" / "new" / "state"):
+        args = write_config(tmp_path, "process_user nobody\n", f"state_dir = {state_dir}\n")
+        assert main(args) == 1  # whether state_dir exists yet or not: nobody could never reach it
+        assert f"{open_dir / 'hidden'}: nobody cannot enter it" in capsys.readouterr().err

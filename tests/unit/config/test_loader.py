@@ -13,7 +13,7 @@ import pytest
 from s3dsi.config import loader
 from s3dsi.config.arguments import add_config_arguments, settings_from_args
 from s3dsi.config.loader import SETTING_FIELDS, expand_user_path, load_settings
-from s3dsi.config.settings import MiB, Settings
+from s3dsi.config.settings import MiB, Settings, namespace_threads
 from s3dsi.observability.logging import redact_text
 from s3dsi.protocol.errors import ConfigError
 
@@ -203,8 +203,8 @@ def test_reference_and_short_option_names(etc: Layout) -> None:
     assert (settings.idle_timeout, settings.preauth_timeout) == (900, 30)
     assert settings.connections_max is None
     assert settings.anonymous_names_allowed == ("anon", "guest")
-    assert settings.threads == 1
-    assert any("threads 0" in w for w in settings.warnings)
+    assert settings.threads == 2
+    assert any("threads 0" in w and "taken as 2" in w for w in settings.warnings)
     etc.main.write_text("password_file relative/passwd\nidle_timeout 5\n")
     settings = etc.load()
     assert settings.password_file == os.path.abspath("relative/passwd")
@@ -404,3 +404,13 @@ def test_symlinked_configuration_files_are_followed(etc: Layout, tmp_path: Path)
 def test_only_whole_home_and_user_variables_are_expanded(raw: str, expanded: str) -> None:
     # $HOMEDIR is not $HOME followed by "DIR" (the loader's own test for "needs a home" agrees)
     assert expand_user_path(raw, "u", "/home/u") == os.path.abspath(expanded)
+
+
+
+@pytest.mark.parametrize(("value", "expected", "warned"), [("0", 2, True), ("1", 2, True), ("2", 2, False),
+                                                            ("7", 7, False)])
+def test_threads_below_two_are_taken_as_two(etc: Layout, value: str, expected: int, warned: bool) -> None:
+    etc.main.write_text(f"threads {value}\n")
+    settings = etc.load()
+    assert settings.threads == expected == namespace_threads(int(value))  # what the daemon runs
+    assert any(f"threads {value}" in w and "taken as 2" in w for w in settings.warnings) == warned

@@ -1,4 +1,4 @@
-"""The admin socket protocol, the client and `s3dsi status`'s table."""
+"""The admin socket protocol, the client, where `s3dsi status` looks, and its table."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import argparse
 import io
 import json
 import os
+import pwd
+import shutil
 import socket
 import tempfile
 import threading
@@ -16,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from s3dsi.cli import status as status_cli
-from s3dsi.daemon import admin
+from s3dsi.cli.main import build_parser
+from s3dsi.daemon import admin, sockets
 from s3dsi.daemon.sockets import AdminSocketError, bind_admin
 
 NOW = 1_700_000_000.0
@@ -111,3 +114,83 @@ def test_status_command_json(socket_path: str) -> None:
         assert status_cli.run(argparse.Namespace(socket=socket_path, json=True), out=out) == 0
         thread.join(5)
     assert json.loads(out.getvalue())["sessions"][1]["path"] == "/lab/run.tar"
+
+
+@pytest.fixture
+def site() -> Iterator[Path]:
+    """A configuration readable by every user, whose daemon would run as root with process_user nobody."""
+    base = Path(tempfile.mkdtemp(prefix="s3dsi-status-", dir="/tmp"))
+    base.chmod(0o755)
+    (base / "gridftp.d").mkdir(mode=0o755)
+    (base / "gridftp.d" / "s3").write_text("process_user nobody\n")
+    (base / "s3.conf").write_text("host_name = http://127.0.0.1:9\n")
+    try:
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def status_args(base: Path, *extra: str) -> argparse.Namespace:
+    return build_parser().parse_args(["status", "-c", "/dev/null", "-C", str(base / "gridftp.d"),
+                                      "--s3-conf", str(base / "s3.conf"), *extra])
+
+
+def test_the_daemons_account_finds_the_socket_a_root_daemon_chose(site: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """`sudo -u globus-s3 s3dsi status`: process_user means a root daemon, listening on /run/s3dsi."""
+    run_dir = site / "run"
+    run_dir.mkdir()
+    monkeypatch.setattr(sockets, "ROOT_ADMIN_SOCKET", str(run_dir / "admin.sock"))
+    monkeypatch.setattr(os, "geteuid", lambda: 65534)
+    monkeypatch.setenv("HOME", str(site / "home"))
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+    own = site / "home" / ".local" / "state" / "s3dsi" / "admin.sock"
+    assert sockets.admin_socket_candidates(status_cli.settings_from_args(status_args(site))) == \
+        [str(run_dir / "admin.sock"), str(own)]
+    with bind_admin(str(run_dir / "admin.sock"), owner=None) as server:
+        thread = serve_once(server)
+        out, err = io.StringIO(), io.StringIO()
+        assert status_cli.run(status_args(site), out=out, err=err) == 0, err.getvalue()
+        thread.join(5)
+    assert "running as globus-s3" in out.getvalue()
+    (run_dir / "admin.sock").unlink()
+    err = io.StringIO()
+    assert status_cli.run(status_args(site), out=io.StringIO(), err=err) == 1
+    assert f"{run_dir / 'admin.sock'}: no such socket" in err.getvalue()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="runs the client as another user: needs root")
+def test_a_socket_the_caller_may_not_reach_is_permission_denied(site: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    run_dir = site / "run"
+    run_dir.mkdir(mode=0o700)  # root's alone, as /run/s3dsi was (RuntimeDirectoryMode=0750)
+    monkeypatch.setattr(sockets, "ROOT_ADMIN_SOCKET", str(run_dir / "admin.sock"))
+    nobody = pwd.getpwnam("nobody")
+    with bind_admin(str(run_dir / "admin.sock"), owner=None):
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child, as nobody
+            code = 0
+            try:
+                os.close(read)
+                os.setgroups([])
+                os.setresgid(nobody.pw_gid, nobody.pw_gid, nobody.pw_gid)
+                os.setresuid(nobody.pw_uid, nobody.pw_uid, nobody.pw_uid)
+                os.environ.update(HOME="/nonexistent")
+                os.environ.pop("XDG_RUNTIME_DIR", None)
+                err = io.StringIO()
+                code = status_cli.run(status_args(site), out=io.StringIO(), err=err)
+                os.write(write, err.getvalue().encode())
+            except BaseException as exc:
+                os.write(write, repr(exc).encode())
+                code = 99
+            os._exit(code)
+        os.close(write)
+        message = b""
+        while chunk := os.read(read, 4096):
+            message += chunk
+        os.close(read)
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 1, message
+    assert f"{run_dir / 'admin.sock'}: permission denied".encode() in message

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import socket
+
 import botocore.session
+import pytest
 from botocore.stub import Stubber
 
+from s3dsi.config.settings import Settings
+from s3dsi.daemon.accounts import Account
+from s3dsi.daemon.configsource import ConfigSource
+from s3dsi.daemon.model import ProcessModel
+from s3dsi.daemon.runtime import Listeners, SingleProcessRuntime
+from s3dsi.daemon.supervisor import Supervisor
+from s3dsi.identity.auth import Authenticator
 from s3dsi.observability.metrics import Metrics, http_response, render_prometheus
-from s3dsi.observability.transferlog import TransferRecord
+from s3dsi.observability.transferlog import TransferLog, TransferRecord
+from s3dsi.server.backends import SharedBackend
+from s3dsi.storage.memory import MemoryBackend
 
 
 def transfer(kind: str, nbytes: int, seconds: float, code: int = 226) -> TransferRecord:
@@ -79,3 +91,45 @@ def test_http_endpoint_answers_get_metrics_only() -> None:
     assert http_response(b"POST /metrics HTTP/1.1\r\n\r\n", lambda: b"").startswith(b"HTTP/1.0 405")
     head = http_response(b"HEAD /metrics HTTP/1.1\r\n\r\n", lambda: b"body\n")
     assert head.endswith(b"\r\n\r\n")
+
+
+def test_the_per_session_parent_counts_every_session_it_forks(monkeypatch: pytest.MonkeyPatch) -> None:
+    control = socket.create_server(("127.0.0.1", 0))
+    supervisor = Supervisor(ConfigSource(), Settings(), Authenticator(None), Listeners([control]),
+                            TransferLog(None), metrics=True)
+    forked: list[str] = []
+
+    def fork(conn: socket.socket, peer: str, number: int) -> None:
+        forked.append(peer)
+        conn.close()
+
+    monkeypatch.setattr(supervisor, "_fork", fork)
+    clients = [socket.create_connection(control.getsockname()) for _ in range(2)]
+    try:
+        supervisor._accept(control)
+        supervisor._accept(control)
+    finally:
+        for client in clients:
+            client.close()
+        control.close()
+    assert forked == ["127.0.0.1", "127.0.0.1"]
+    assert "s3dsi_sessions_opened_total 2.0" in supervisor.render_metrics().decode()
+
+
+def test_the_single_process_daemon_counts_sessions_into_its_metrics() -> None:
+    metrics = Metrics()
+    control = socket.create_server(("127.0.0.1", 0))
+    try:
+        runtime = SingleProcessRuntime(Settings(), model=ProcessModel.INVOKER, runs_as=Account.current(),
+                                       listeners=Listeners([control]), authenticator=Authenticator(None),
+                                       backends=SharedBackend(MemoryBackend()),
+                                       transfer_log=TransferLog(None), metrics=metrics)
+        hook = runtime.daemon.ctx.on_session_opened
+        assert hook is not None
+        hook()
+        assert metrics.value("s3dsi_sessions_opened_total") == 1
+        assert "s3dsi_sessions_opened_total 1.0" in runtime.render_metrics().decode()
+    finally:
+        control.close()
+        runtime.daemon.ctx.workers.shutdown()
+        runtime.daemon.ctx.namespace_pool.shutdown()

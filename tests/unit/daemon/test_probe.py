@@ -130,3 +130,42 @@ def test_rejected_keys_are_not_reported_as_missing_permissions() -> None:
     assert "rejects these credentials" in report.outcomes[0].detail
     assert report.missing_actions == []
     assert "give --bucket" in report.notes[0]
+
+
+def test_a_bucket_that_does_not_exist_is_said_so_and_nothing_else_is_tried() -> None:
+    client, stub = stubbed_client()
+    allow(stub, "list_buckets", {"Buckets": [{"Name": "lab"}]})
+    stub.add_client_error("get_bucket_location", service_error_code="NoSuchBucket", http_status_code=404)
+    stub.add_client_error("head_bucket", service_error_code="404", http_status_code=404)
+    with stub:
+        report, _ = probe(client, bucket="no-such-bucket")
+        stub.assert_no_pending_responses()  # and no further call was made
+    assert [o.check.operation for o in report.outcomes] == ["ListBuckets", "GetBucketLocation", "HeadBucket"]
+    assert report.bucket_unusable == "missing" and not report.ok
+    text = render(report, "alice", "AKIAPROBE", "https://s3.amazonaws.com")
+    assert "Bucket no-such-bucket does not exist at https://s3.amazonaws.com (NoSuchBucket)" in text
+    assert "Missing IAM actions" not in text
+
+
+def test_a_bucket_that_cannot_be_reached_is_said_so() -> None:
+    client, stub = stubbed_client()
+    allow(stub, "list_buckets", {"Buckets": []})
+    stub.add_client_error("get_bucket_location", service_error_code="InternalError", http_status_code=500)
+    stub.add_client_error("head_bucket", service_error_code="500", http_status_code=500)
+    with stub:
+        report, _ = probe(client, bucket="lab")
+        stub.assert_no_pending_responses()
+    assert report.bucket_unusable == "unreachable" and not report.ok
+    text = render(report, "alice", "AKIAPROBE", "https://s3.amazonaws.com")
+    assert "Bucket lab is not reachable at https://s3.amazonaws.com (InternalError; 500)" in text
+
+
+def test_a_bucket_of_another_region_or_account_is_still_probed() -> None:
+    client, stub = stubbed_client()
+    allow(stub, "list_buckets", {"Buckets": []})
+    deny(stub, "get_bucket_location")
+    stub.add_client_error("head_bucket", service_error_code="403", http_status_code=403)
+    with stub:
+        report, _ = probe(client, bucket="theirs")
+    assert report.bucket_unusable is None
+    assert "ListObjectsV2" in [o.check.operation for o in report.outcomes]

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import calendar
+import errno
 import logging
+import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from s3dsi.observability.logging import TRANSFER_LOGGER
-from s3dsi.observability.transferlog import TransferLog, TransferRecord, format_transfer_stats, gt_time
+from s3dsi.observability.transferlog import (
+    TransferLog,
+    TransferRecord,
+    format_transfer_stats,
+    gt_time,
+    transfer_log_host,
+)
 
 START = calendar.timegm((2025, 1, 2, 3, 4, 5)) + 0.000001
 END = calendar.timegm((2025, 1, 2, 3, 4, 7)) + 0.5
@@ -87,3 +96,63 @@ def test_reopen_follows_a_rotated_file(tmp_path: Path) -> None:
     log.close()
     log(record())  # no file any more: only the logger event
     assert len(path.read_text().splitlines()) == 1
+
+
+@pytest.fixture
+def host_named(monkeypatch: pytest.MonkeyPatch) -> Callable[[str, str | None], None]:
+    """Pretend the system host name is NAME and the resolver's canonical name for it is CANONICAL
+    (None: the resolver fails); getfqdn, which maps through /etc/hosts, says localhost."""
+
+    def setup(name: str, canonical: str | None) -> None:
+        def getaddrinfo(host: str, *args: object, **kwargs: object) -> list[tuple[object, ...]]:
+            assert host == name
+            if canonical is None:
+                raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, canonical, ("127.0.1.1", 0))]
+
+        monkeypatch.setattr(socket, "gethostname", lambda: name)
+        monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+        monkeypatch.setattr(socket, "getfqdn", lambda *a: "localhost")
+
+    return setup
+
+
+@pytest.mark.parametrize(("name", "canonical", "env", "host"), [
+    ("vm", "localhost", {}, "vm"),  # /etc/hosts maps the name to a loopback name: keep the host name
+    ("vm", None, {}, "vm"),
+    ("gw", "gw.example.org", {}, "gw.example.org"),
+    ("GW.Example.ORG", "localhost", {}, "gw.example.org"),  # has a dot: used as it is, lower case
+    ("vm", "localhost.localdomain", {"GLOBUS_DOMAIN_NAME": "example.org"}, "vm.example.org"),
+    ("vm", "localhost", {"GLOBUS_HOSTNAME": "GridFTP.Example.org"}, "gridftp.example.org"),
+])
+def test_the_host_is_named_as_the_reference_server_names_it(host_named: Callable[[str, str | None], None],
+                                                            name: str, canonical: str | None,
+                                                            env: dict[str, str], host: str) -> None:
+    host_named(name, canonical)
+    assert transfer_log_host(env) == host
+
+
+def test_the_transfer_log_never_says_localhost_for_a_named_host(host_named: Callable[[str, str | None], None],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("GLOBUS_HOSTNAME", "GLOBUS_DOMAIN_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    host_named("vm", "localhost")
+    assert TransferLog(None).host == "vm"
+
+
+def test_a_reopen_of_the_same_path_keeps_the_open_file(tmp_path: Path) -> None:
+    path = tmp_path / "transfer.log"
+    log = TransferLog(str(path), host="gw")
+    fd = log.fileno()
+
+    def refuse(name: str) -> int:
+        raise PermissionError(errno.EACCES, "Permission denied", name)
+
+    log.reopen(str(path), refuse)  # nothing to open: the path still names the open file
+    assert log.fileno() == fd
+    with pytest.raises(PermissionError):
+        log.reopen(str(tmp_path / "other.log"), refuse)
+    assert (log.fileno(), log.path) == (fd, str(path))  # a refused switch keeps the old file
+    log(record())
+    assert "CODE=226" in path.read_text()
+    log.close()
