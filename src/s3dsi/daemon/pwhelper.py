@@ -31,10 +31,9 @@ import threading
 from dataclasses import dataclass
 
 from s3dsi.config.settings import Settings
-from s3dsi.config.textfile import TextFileError
 from s3dsi.config.values import parse_s3_debug
 from s3dsi.daemon.configsource import ConfigSource
-from s3dsi.identity.securefile import FilePolicy, InsecureFileError, read_secure_file
+from s3dsi.identity.securefile import FilePolicy, read_checked
 from s3dsi.observability.logfiles import LOG_FILE_MODE, LOG_OPEN_FLAGS
 from s3dsi.protocol.errors import ConfigError
 
@@ -83,16 +82,7 @@ def read_password_file(source: ConfigSource, service_uid: int) -> PasswordFileDa
     path = settings.password_file
     if path is None:
         return PasswordFileData(None)
-    try:
-        data, _ = read_secure_file(path, FilePolicy.private_to(service_uid, forbidden_mode=0o022))
-    except FileNotFoundError:
-        raise HelperError(f"{path}: no such file") from None
-    except InsecureFileError as err:
-        raise HelperError(str(err)) from None
-    except TextFileError as err:
-        raise HelperError(err.located(path)) from None
-    except OSError as err:
-        raise HelperError(f"{path}: cannot read: {err.strerror}") from None
+    data, _ = read_checked(path, FilePolicy.private_to(service_uid, forbidden_mode=0o022), HelperError)
     return PasswordFileData(path, data)
 
 

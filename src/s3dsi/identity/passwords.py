@@ -21,7 +21,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from s3dsi.config.textfile import TextFileError, split_lines
 from s3dsi.identity import shacrypt
-from s3dsi.identity.securefile import FilePolicy, InsecureFileError, read_secure_file, write_secure_file
+from s3dsi.identity.securefile import FilePolicy, InsecureFileError, read_checked, write_secure_file
 
 ARGON2_PREFIX = "$argon2id$"
 MAX_PASSWORD_CHARS = 1024  # longer ones are refused before any hashing work
@@ -100,16 +100,7 @@ def _policy(owner_uid: int | None) -> FilePolicy:
 
 
 def _read_checked(path: str, owner_uid: int | None) -> tuple[bytes, os.stat_result]:
-    try:
-        return read_secure_file(path, _policy(owner_uid))
-    except FileNotFoundError:
-        raise PasswordFileError(f"{path}: no such file") from None
-    except InsecureFileError as exc:
-        raise PasswordFileError(str(exc)) from None
-    except TextFileError as exc:
-        raise PasswordFileError(exc.located(path)) from None
-    except OSError as exc:
-        raise PasswordFileError(f"{path}: cannot read: {exc.strerror}") from None
+    return read_checked(path, _policy(owner_uid), PasswordFileError)
 
 
 @dataclass(frozen=True, repr=False)

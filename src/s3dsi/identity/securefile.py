@@ -13,10 +13,10 @@ import errno
 import os
 import secrets
 import stat
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 
-from s3dsi.config.textfile import MAX_FILE_BYTES, read_bounded
+from s3dsi.config.textfile import MAX_FILE_BYTES, TextFileError, read_bounded
 
 
 class InsecureFileError(Exception):
@@ -95,6 +95,21 @@ def read_secure_file(path: str, policy: FilePolicy,
             return read_bounded(fd, limit), info
         finally:
             os.close(fd)
+
+
+def read_checked(path: str, policy: FilePolicy,
+                 error: Callable[[str], Exception]) -> tuple[bytes, os.stat_result]:
+    """``read_secure_file`` whose every failure becomes ``error(message)``, one line naming the path."""
+    try:
+        return read_secure_file(path, policy)
+    except FileNotFoundError:
+        raise error(f"{path}: no such file") from None
+    except InsecureFileError as exc:
+        raise error(str(exc)) from None
+    except TextFileError as exc:
+        raise error(exc.located(path)) from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read: {exc.strerror}") from None
 
 
 def _target_owner(dir_fd: int, name: str) -> tuple[int, int] | None:

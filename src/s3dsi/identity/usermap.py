@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from s3dsi.config.textfile import TextFileError, split_lines
-from s3dsi.identity.securefile import FilePolicy, InsecureFileError, read_secure_file, write_secure_file
+from s3dsi.identity.securefile import FilePolicy, InsecureFileError, read_checked, write_secure_file
 from s3dsi.observability.logging import REDACTED, register_secret
 
 _FORMAT = "'localuser;ACCESS_KEY_ID;SECRET_ACCESS_KEY'"
@@ -79,16 +79,7 @@ def _parse_line(text: str) -> MapEntry | None:
 
 
 def _read_checked(path: str, owner_uid: int | None) -> bytes:
-    try:
-        data, _ = read_secure_file(path, FilePolicy.private_to(owner_uid))
-    except FileNotFoundError:
-        raise MapError(f"{path}: no such file") from None
-    except InsecureFileError as exc:
-        raise MapError(str(exc)) from None
-    except TextFileError as exc:
-        raise MapError(exc.located(path)) from None
-    except OSError as exc:
-        raise MapError(f"{path}: cannot read: {exc.strerror}") from None
+    data, _ = read_checked(path, FilePolicy.private_to(owner_uid), MapError)
     return data
 
 
