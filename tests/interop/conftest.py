@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator, Sequence
@@ -61,13 +60,6 @@ def s3dsi(moto_s3: MotoS3, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 @pytest.fixture
 def bucket(moto_s3: MotoS3) -> str:
     return moto_s3.create_bucket()
-
-
-def need(program: str) -> str:
-    path = shutil.which(program)
-    if path is None:
-        pytest.fail(f"{program} is not installed (scripts/test installs it)")
-    return path
 
 
 def run(argv: Sequence[str], *, timeout: float = 120, check: bool = True,

@@ -21,7 +21,7 @@ from typing import IO
 
 import pytest
 
-from tests.interop.conftest import S3dsi, need, unique
+from tests.interop.conftest import S3dsi, unique
 from tests.support.interop_helpers import (
     SlowWriter,
     fifo,
@@ -32,6 +32,7 @@ from tests.support.interop_helpers import (
     wait_for,
     wait_no_uploads,
 )
+from tests.support.programs import need
 from tests.support.s3dsi_env import MiB, client_env
 
 pytestmark = pytest.mark.interop

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.interop.conftest import S3dsi, need, run, unique, write_file
+from tests.interop.conftest import S3dsi, run, unique, write_file
 from tests.support.interop_helpers import ftp_session, object_bytes
+from tests.support.programs import need
 from tests.support.s3dsi_env import MiB
 
 pytestmark = pytest.mark.interop

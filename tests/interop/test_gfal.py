@@ -24,6 +24,7 @@ import pytest
 from tests.interop.conftest import S3dsi, unique, write_file
 from tests.support.gridftp_server import GridFTPServer, gridftp_server, server_program
 from tests.support.guc_debug import GFAL_PREFIX, Exchange, commands, on, parse_debug, replies
+from tests.support.programs import need, need_gfal_plugins
 from tests.support.s3dsi_env import PASSWORD, USER, MiB, client_env
 
 pytestmark = pytest.mark.interop
@@ -45,9 +46,8 @@ def gfal_python() -> str:
 
 def gfal(tool: str, *args: str, check: bool = True, timeout: float = 120
          ) -> tuple[subprocess.CompletedProcess[str], list[Exchange]]:
-    program = shutil.which(tool)
-    if program is None:
-        pytest.fail(f"{tool} is not installed (scripts/test installs it)")
+    program = need(tool)
+    need_gfal_plugins(*args)
     env = client_env()
     env.update(GFAL_PYTHONBIN=gfal_python(), GFAL2_GRIDFTP_DEBUG="1")
     argv = [program, "-D", f"FTP:USER={USER}", "-D", f"FTP:PASSWORD={PASSWORD}", *args]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.interop.conftest import S3dsi, need, run, unique, write_file
+from tests.interop.conftest import S3dsi, run, unique, write_file
 from tests.support.guc_debug import (
     Exchange,
     commands,
@@ -26,6 +26,7 @@ from tests.support.guc_debug import (
     ranges_tile,
     replies,
 )
+from tests.support.programs import need
 from tests.support.s3dsi_env import MiB
 
 pytestmark = pytest.mark.interop

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.interop.conftest import S3dsi, need, run
+from tests.interop.conftest import S3dsi, run
 from tests.support.interop_helpers import (
     RssSampler,
     child_pids,
@@ -36,6 +36,7 @@ from tests.support.interop_helpers import (
     wait_for,
 )
 from tests.support.moto_server import MotoS3
+from tests.support.programs import need
 from tests.support.s3dsi_env import S3dsiConfig
 
 pytestmark = pytest.mark.interop

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.interop.conftest import S3dsi, need, run, unique
+from tests.interop.conftest import S3dsi, run, unique
 from tests.support.gridftp_server import GridFTPServer, gridftp_server, server_program
 from tests.support.guc_debug import (
     Exchange,
@@ -28,6 +28,7 @@ from tests.support.guc_debug import (
     ranges_tile,
     replies,
 )
+from tests.support.programs import need
 from tests.support.s3dsi_env import MiB
 
 pytestmark = pytest.mark.interop

@@ -1,16 +1,17 @@
 """``s3dsi serve --demo``: the daemon on an embedded, throwaway S3; nothing to configure, nothing kept.
 
-moto's ThreadedMotoServer (extra ``demo``) answers on a free loopback port inside this process, with a
-demo bucket holding a demo file; a demo user gets a random password. No configuration file is read,
-and everything the daemon writes goes to a temporary directory removed at exit. Started as root, the
-process first becomes ``nobody``: the demo never serves as root.
+moto's server (extra ``demo``) answers on a free loopback port in a process of its own
+(``demostore``), with a demo bucket holding a demo file; a demo user gets a random password. No
+configuration file is read, and everything the daemon and the store write goes to a temporary
+directory removed at exit. Started as root, both processes become ``nobody`` before the daemon
+serves (after one pass through every S3 operation, see ``warm_up``): the demo never serves as root.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import logging
+import importlib
 import os
 import secrets
 import shutil
@@ -23,6 +24,7 @@ from botocore.config import Config
 
 from s3dsi.config.settings import Settings
 from s3dsi.daemon.accounts import Account, AccountError, PrivilegeError, drop_privileges
+from s3dsi.daemon.demostore import STDLIB_ON_DEMAND, DemoStore, DemoStoreError, preload
 from s3dsi.daemon.model import ProcessModel
 from s3dsi.daemon.runtime import SingleProcessRuntime
 from s3dsi.daemon.services import S3Factories, apply_logging
@@ -32,6 +34,8 @@ from s3dsi.identity.passwords import PasswordFile, hash_password
 from s3dsi.observability.transferlog import TransferLog
 from s3dsi.server.app import Daemon
 from s3dsi.server.backends import SharedBackend
+from s3dsi.storage.backend import Backend
+from s3dsi.transfer.checksums import crc32c_of
 
 DEMO_BUCKET = "s3dsi-demo"
 DEMO_FILE = "hello.txt"
@@ -84,43 +88,75 @@ def _fill_store(endpoint: str) -> None:
     client.put_object(Bucket=DEMO_BUCKET, Key=DEMO_FILE, Body=DEMO_TEXT)
 
 
-def _become_unprivileged() -> str | None:
-    """As root: a temp dir for ``nobody``, then become ``nobody``; returns the temp dir made for it."""
+def warm_up(backend: Backend) -> None:
+    """Every S3 operation the demo's daemon makes, once, in a bucket removed again afterwards.
+
+    Run while the demo and its store can still read the interpreter's files: both sides then hold
+    every module these code paths import on demand (moto's multipart code, botocore's handlers).
+    """
+    bucket = f"/s3dsi-warm-up-{secrets.token_hex(4)}"
+    backend.mkdir(bucket)
+    try:
+        backend.mkdir(f"{bucket}/dir")
+        backend.check_writable(f"{bucket}/dir/small")
+        small = memoryview(b"warm-up")
+        backend.put_object(f"{bucket}/dir/small", small, crc32c=crc32c_of(small), tags={"s3dsi-size": "7"})
+        part = memoryview(bytearray(5 * MiB))
+        path = f"{bucket}/big"
+        upload_id = backend.create_upload(path)
+        etags = [(n, backend.upload_part(path, upload_id, n, part, crc32c=crc32c_of(part))) for n in (1, 2)]
+        backend.list_uploads(path)
+        backend.list_parts(path, upload_id)
+        backend.complete_upload(path, upload_id, etags)
+        backend.set_tags(path, {"s3dsi-size": str(10 * MiB)})
+        backend.get_tags(path)
+        info = backend.head_object(path)
+        backend.read_range(info, 0, part)
+        backend.abort_upload(path, backend.create_upload(path))
+        for _ in backend.list_pages(bucket):
+            pass
+        for _ in backend.list_pages("/"):
+            pass
+        backend.stat(f"{bucket}/dir")
+        backend.rename(path, f"{bucket}/dir/big")
+        for name in ("dir/big", "dir/small"):
+            backend.delete(f"{bucket}/{name}")
+        backend.rmdir(f"{bucket}/dir")
+    finally:
+        with contextlib.suppress(Exception):
+            for name in ("big", "dir/big", "dir/small", "dir/"):
+                with contextlib.suppress(Exception):
+                    backend.delete(f"{bucket}/{name}")
+            backend.rmdir(bucket)
+
+
+def _demo_account() -> Account | None:
+    """As root, the account the demo becomes (``nobody``); else None (it stays the invoking user)."""
     if os.geteuid() != 0:
         return None
     try:
-        account = Account.lookup(UNPRIVILEGED)
+        return Account.lookup(UNPRIVILEGED)
     except AccountError:
         raise StartupError(f"the demo does not run as root and there is no {UNPRIVILEGED!r} account to "
                            "switch to; run it as an ordinary user") from None
-    workdir = tempfile.mkdtemp(prefix="s3dsi-demo-", dir="/tmp")
-    os.chown(workdir, account.uid, account.gid)
-    try:
-        drop_privileges(account)
-    except PrivilegeError as err:
-        shutil.rmtree(workdir, ignore_errors=True)
-        raise StartupError(f"cannot leave root for the demo: {err}", 1) from None
-    return workdir
 
 
 def run_demo(*, port: int | None = None, interface: str | None = None, stdout: TextIO | None = None) -> int:
     try:
-        from moto.server import ThreadedMotoServer  # noqa: PLC0415
+        importlib.import_module("moto.server")
     except ImportError:
         raise StartupError("the demo needs moto, the 'demo' extra: pip install 's3dsi[demo]'") from None
     out = stdout if stdout is not None else sys.stdout
     apply_logging(Settings(log_level="ERROR,WARN"))
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server logs every request at INFO
-    store = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    store.start()
-    endpoint = f"http://127.0.0.1:{store.get_host_and_port()[1]}"
-    workdir = None
+    account = _demo_account()
+    # as root, in /tmp whatever TMPDIR says: the account it becomes must reach it
+    workdir = tempfile.mkdtemp(prefix="s3dsi-demo-", dir="/tmp" if account is not None else None)
+    store: DemoStore | None = None
     try:
-        # filled before any privilege drop: moto imports its S3 code on the first request
-        _fill_store(endpoint)
-        workdir = _become_unprivileged() or tempfile.mkdtemp(prefix="s3dsi-demo-")
+        store = DemoStore(workdir)
+        _fill_store(store.endpoint)
         host = interface or "127.0.0.1"
-        settings = demo_settings(DEFAULT_PORT if port is None else port, host, endpoint, workdir)
+        settings = demo_settings(DEFAULT_PORT if port is None else port, host, store.endpoint, workdir)
         apply_logging(settings)
         try:
             listeners = open_listeners(settings, owner=None)
@@ -132,6 +168,16 @@ def run_demo(*, port: int | None = None, interface: str | None = None, stdout: T
         password = secrets.token_urlsafe(12)
         passwords = PasswordFile.parse(f"{DEMO_USER}:{hash_password(password)}\n".encode(), "<demo>")
         backend = S3Factories().factory(settings).for_credentials(_ACCESS_KEY, _SECRET_KEY)
+        warm_up(backend)
+        preload(*STDLIB_ON_DEMAND)
+        if account is not None:
+            os.chown(workdir, account.uid, account.gid)
+        store.settle(account)
+        if account is not None:
+            try:
+                drop_privileges(account)
+            except PrivilegeError as err:
+                raise StartupError(f"cannot leave root for the demo: {err}", 1) from None
 
         def announce(daemon: Daemon) -> None:
             address, bound = daemon.addresses[0]
@@ -143,8 +189,9 @@ def run_demo(*, port: int | None = None, interface: str | None = None, stdout: T
             authenticator=Authenticator(passwords), backends=SharedBackend(backend),
             transfer_log=TransferLog(None), on_ready=announce, stdout=out)
         return run_loop(runtime.run())
+    except DemoStoreError as err:
+        raise StartupError(str(err), 1) from None
     finally:
-        with contextlib.suppress(Exception):
+        if store is not None:
             store.stop()
-        if workdir is not None:
-            shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -7,11 +7,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from tests.functional.daemon.conftest import REPO, SiteConfig, serve, world_tempdir
 from tests.functional.daemon.ftp import connect, run
 from tests.support.moto_server import MotoS3
+from tests.support.programs import need
 
 CONFFILES = ["/etc/gridftp.d/gridftp-s3", "/etc/globus/globus-gridftp-server-s3.conf",
              "/etc/logrotate.d/s3dsi"]
@@ -65,9 +64,7 @@ def test_the_unpacked_package_runs_and_answers(installed_tree: Path, moto_s3: Mo
 
 
 def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:
-    tool = shutil.which("systemd-analyze")
-    if tool is None:
-        pytest.fail("systemd-analyze is not installed (scripts/test installs the systemd package)")
+    tool = need("systemd-analyze")
     proc = subprocess.run([tool, "verify", str(REPO / "systemd" / "s3dsi.service")], capture_output=True,
                           text=True, timeout=120, cwd=tmp_path, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr

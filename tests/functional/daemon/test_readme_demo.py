@@ -18,6 +18,7 @@ import pytest
 
 from s3dsi.daemon.demo import DEMO_TEXT
 from tests.functional.daemon.conftest import IS_ROOT, REPO, LocalUsers, world_tempdir
+from tests.support.programs import need
 
 
 def readme_commands() -> list[str]:
@@ -29,13 +30,6 @@ def readme_commands() -> list[str]:
 
 README_COMMAND = readme_commands()[0]
 START_TIMEOUT = 240
-
-
-def need(program: str) -> str:
-    path = shutil.which(program)
-    if path is None:
-        pytest.fail(f"{program} is not installed (scripts/test installs it)")
-    return path
 
 
 class NewUser:

@@ -18,6 +18,7 @@ import pytest
 from tests.functional.daemon.conftest import IS_ROOT, SiteConfig, serve, world_tempdir
 from tests.functional.daemon.ftp import connect, login, run, try_login
 from tests.support.moto_server import MotoS3
+from tests.support.programs import need
 
 MiB = 1024 * 1024
 PYTHON = [sys.executable, "-m", "s3dsi"]
@@ -135,11 +136,12 @@ def test_a_broken_configuration_on_sighup_keeps_the_running_one(site: SiteConfig
         assert served.stop() == 0
 
 
-@pytest.mark.skipif(not IS_ROOT or not shutil.which("setpriv"), reason="needs root and setpriv")
+@pytest.mark.skipif(not IS_ROOT, reason="needs root")
 def test_root_that_cannot_switch_users_refuses_to_start(site: SiteConfig) -> None:
     site.gridftp.pop("allow_root", None)
     site.write()
-    proc = run(["setpriv", "--bounding-set", "-setuid,-setgid", *PYTHON, "serve", *site.args()], timeout=60)
+    setpriv = need("setpriv")
+    proc = run([setpriv, "--bounding-set", "-setuid,-setgid", *PYTHON, "serve", *site.args()], timeout=60)
     assert proc.returncode == 2
     assert "refusing to run as root" in proc.stderr and "process_user" in proc.stderr
     assert proc.stdout == ""
