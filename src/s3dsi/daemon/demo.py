@@ -150,7 +150,7 @@ def run_demo(*, port: int | None = None, interface: str | None = None, stdout: T
     apply_logging(Settings(log_level="ERROR,WARN"))
     account = _demo_account()
     # as root, in /tmp whatever TMPDIR says: the account it becomes must reach it
-    workdir = tempfile.mkdtemp(prefix="s3dsi-demo-", dir="/tmp" if account is not None else None)
+    workdir = tempfile.mkdtemp(prefix="s3dsi-demo-", dir="/tmp" if account else None)  # noqa: S108
     store: DemoStore | None = None
     try:
         store = DemoStore(workdir)
