@@ -37,11 +37,10 @@ async def compute_checksum(backend: Backend, path: str, alg: str, offset: int, l
         if stored is not None:
             return stored
     digest = new_digest(algorithm)
-    engine = DownloadEngine(backend, path, ranges=[(offset, end)], pool=pool, workers=workers,
-                            part_size=part_size, chunk_size=part_size, prefetch_parts=2, info=info)
-    await engine.open()
     hashed = 0
-    try:
+    async with DownloadEngine(backend, path, ranges=[(offset, end)], pool=pool, workers=workers,
+                              part_size=part_size, chunk_size=part_size, prefetch_parts=2,
+                              info=info) as engine:
         while (chunk := await engine.next_chunk()) is not None:
             try:
                 await workers.run_cpu(digest.update, chunk.data)
@@ -50,8 +49,6 @@ async def compute_checksum(backend: Backend, path: str, alg: str, offset: int, l
             hashed += len(chunk.data)
             if progress is not None:
                 progress(hashed)
-    finally:
-        await engine.close()
     value = digest.hexdigest()
     if offset == 0 and end == info.size:
         await workers.run(remember_digest, backend, path, info, algorithm, value)

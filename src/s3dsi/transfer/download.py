@@ -9,16 +9,16 @@ part's buffer returns to the pool once all its chunks are released.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures as cf
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from types import TracebackType
 
 from s3dsi.protocol.errors import DsiError, ObjectChanged, TransferAborted
 from s3dsi.protocol.ranges import RangeList
 from s3dsi.storage.backend import Backend, ObjectInfo
 from s3dsi.transfer.buffers import BufferPool, PartBuffer
+from s3dsi.transfer.coordinator import TransferCoordinator
 from s3dsi.transfer.workers import PartWorkers
 
 MiB = 1024 * 1024
@@ -88,7 +88,7 @@ class DownloadEngine:
         self._path = path
         self._ranges = ranges
         self._pool = pool
-        self._workers = workers
+        self._co = TransferCoordinator(workers, name=f"download of {path}")
         self._part_size = part_size
         self._chunk_size = max(1, min(chunk_size, part_size))
         self._prefetch_parts = max(1, prefetch_parts)
@@ -102,8 +102,6 @@ class DownloadEngine:
         # waiters handed a chunk whose task has not resumed yet, in hand-out order
         self._in_transit: deque[asyncio.Future[Chunk | None]] = deque()
         self._slot_waiter: asyncio.Future[None] | None = None
-        self._prefetch_task: asyncio.Task[None] | None = None
-        self._jobs: set[cf.Future[Any]] = set()
         self._error: BaseException | None = None
         self._closed = False
         self._next_read = 0
@@ -120,11 +118,19 @@ class DownloadEngine:
         """Size of the object at open."""
         return self.info.size
 
+    async def __aenter__(self) -> DownloadEngine:
+        await self.open()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
     async def open(self) -> ObjectInfo:
         """HEAD the object (PathNotFound, IsADirectory, ObjectArchived surface here) and start reading."""
         try:
             if self._info is None:
-                self._info = await self._workers.run(self._backend.head_object, self._path)
+                self._info = await self._co.io(self._backend.head_object, self._path)
         except BaseException:
             self._closed = True
             self._account.close()
@@ -132,7 +138,7 @@ class DownloadEngine:
         for start, end in normalize_ranges(self._ranges, self._info.size):
             for piece in range(start, end, self._part_size):
                 self._reads.append((piece, min(self._part_size, end - piece)))
-        self._prefetch_task = asyncio.get_running_loop().create_task(self._prefetch())
+        self._co.spawn(self._prefetch())
         return self._info
 
     async def next_chunk(self) -> Chunk | None:
@@ -169,15 +175,9 @@ class DownloadEngine:
         if self._error is None:
             self._error = TransferAborted()
         self._dispatch()
-        if self._prefetch_task is not None:
-            self._prefetch_task.cancel()
-            await asyncio.gather(self._prefetch_task, return_exceptions=True)
-        jobs = list(self._jobs)
-        for job in jobs:
-            job.cancel()
-        running = [asyncio.wrap_future(j) for j in jobs if not j.cancelled()]
-        if running:  # a running read still writes into its buffer: wait before lending it again
-            await asyncio.wait(running)
+        # stops the prefetch and waits for reads still running: they write into buffers about to be
+        # lent again
+        await self._co.shutdown()
         for slot in self._held:
             if slot.buf is not None:
                 self._pool.release(slot.buf)
@@ -201,10 +201,7 @@ class DownloadEngine:
                 slot = _Slot(index, start, length, buf)
                 self._held.add(slot)
                 self._slots.append(slot)
-                job = self._workers.submit(self._read, info, slot.start, buf.view[:length])
-                self._jobs.add(job)
-                job.add_done_callback(self._jobs.discard)
-                slot.job = asyncio.wrap_future(job, loop=loop)
+                slot.job = self._co.submit_io(self._read, info, slot.start, buf.view[:length])
                 slot.job.add_done_callback(lambda _: self._dispatch())
             self._all_acquired = True
             self._account.set_priority(None, 0)

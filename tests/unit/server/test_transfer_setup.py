@@ -9,7 +9,7 @@ import pytest
 
 from s3dsi.protocol.replies import Reply
 from s3dsi.server.data.channels import DataChannels
-from s3dsi.server.handlers.transfers import open_stream_connection
+from s3dsi.server.data.paths import StreamPath
 
 
 class FakeConnection:
@@ -31,21 +31,17 @@ class FakeChannels:
         return self.conn
 
 
-class ReplyCancelled:
-    """A session whose 150 reply is interrupted (ABOR or control EOF while the reply drains)."""
-
-    def __init__(self, channels: FakeChannels) -> None:
-        self.channels = channels
-
-    async def reply(self, reply: Reply) -> None:
-        raise asyncio.CancelledError
+async def reply_cancelled(reply: Reply) -> None:
+    """A 150 reply that is interrupted (ABOR or control EOF while the reply drains)."""
+    raise asyncio.CancelledError
 
 
 async def test_active_connection_is_not_leaked_when_the_150_reply_is_interrupted() -> None:
     conn = FakeConnection()
-    session: Any = ReplyCancelled(FakeChannels(conn))
+    channels: Any = FakeChannels(conn)
     with pytest.raises(asyncio.CancelledError):
-        await open_stream_connection(session)
+        async with StreamPath(channels, reply_cancelled).sending(1):
+            pass
     assert conn.aborted  # nobody else holds it: the set-up was consumed
 
 

@@ -4,6 +4,9 @@ Rules from the reference server: in MODE E the data *sender* connects and the re
 a MODE E transfer the connections stay open and are reused by the next transfer that comes without a
 new set-up command (answered with 125); any new set-up command tears the cached connections down.
 A stream-mode transfer uses one connection and consumes the set-up.
+
+The transfer commands do not call this module directly: ``paths.py`` drives it (one data path per
+mode), pairing every routing or sending with its settling in a context manager.
 """
 
 from __future__ import annotations
@@ -260,7 +263,7 @@ class DataChannels:
         return conns, False
 
     # -- MODE E receiving (we listen) ----------------------------------------------------------
-    def begin_mode_e_receive(self, receive: Receive) -> bool:
+    def route_to(self, receive: Receive) -> bool:
         """Route cached and new connections to ``receive``; True if connections are being reused."""
         if self._listener is None:
             if self._active is not None:
@@ -284,7 +287,7 @@ class DataChannels:
         self._used = True
         return reused
 
-    def end_mode_e_receive(self, *, keep: bool) -> None:
+    def stop_routing(self, *, keep: bool) -> None:
         receive, self._receive = self._receive, None
         if receive is not None:
             receive.detach_all()
@@ -295,7 +298,7 @@ class DataChannels:
         else:
             self._cached = [c for c in self._cached if c.reusable and not c.is_closed]
 
-    def end_mode_e_send(self, *, keep: bool) -> None:
+    def settle_senders(self, *, keep: bool) -> None:
         if not keep:
             for c in self._cached:
                 c.close()

@@ -1,28 +1,24 @@
 """Receiving a file over data connections into an upload sink (stream mode and MODE E).
 
 One ``Receive`` object exists per transfer and owns the completion rule: stream mode ends at the
-connection's EOF; MODE E ends only when the number of EODs received equals the count announced in
-the EOF block, which may arrive first, on any connection, while others are still connecting.
+connection's EOF; MODE E ends when ``EodCounter`` (the codec's completion rule) says every EOD the EOF
+announced has arrived — the EOF may come first, on any connection, while others are still connecting.
 Each connection gets a reader that asks the sink for a view into the right part buffer and lets the
 kernel fill it; when the sink has no room, the connection is paused (the payload stays in the kernel)
-until the sink reports space.
+until the sink reports space. MODE E framing is parsed by ``protocol.modee.BlockDecoder`` and nothing
+else: the reader only supplies memory.
 """
 
 from __future__ import annotations
 
 import asyncio
-import struct
-from collections.abc import Coroutine
-from typing import Any, Protocol
+from typing import Protocol
 
 from s3dsi.protocol.errors import DataChannelError, DsiError
+from s3dsi.protocol.modee import BlockDecoder, BlockEvent, Close, Eod, EodCounter, ModeEDecodeError
 from s3dsi.server.data.connection import DataConnection
+from s3dsi.transfer.tasks import TaskSet
 
-HEADER = struct.Struct(">BQQ")
-DESC_EOF = 0x40
-DESC_EOD = 0x08
-DESC_CLOSE = 0x04
-DESC_RESTART = 0x10
 _SCRATCH = 64 * 1024
 
 
@@ -43,11 +39,10 @@ class Receive:
         self.sink = sink
         self.mode_e = mode_e
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.eod_expected: int | None = None
-        self.eods = 0
+        self.eods = EodCounter()
         self.readers: list[_Reader] = []
         self.paused_for_space = 0
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.tasks = TaskSet()
 
     def attach(self, conn: DataConnection) -> None:
         reader: _Reader = BlockReader(self) if self.mode_e else StreamReader(self)
@@ -59,27 +54,20 @@ class Receive:
         if not self.done.done():
             self.done.set_exception(exc)
 
-    def stream_finished(self) -> None:
+    def finished(self) -> None:
         if not self.done.done():
             self.done.set_result(None)
 
-    def eod(self, eod_count: int | None) -> None:
-        if eod_count is not None:
-            if self.eod_expected is not None and self.eod_expected != eod_count:
-                self.fail(DataChannelError("conflicting EOF counts from the sender"))
-                return
-            self.eod_expected = eod_count
-        self.eods += 1
-        self._check_complete()
-
-    def _check_complete(self) -> None:
-        if self.eod_expected is not None and self.eods >= self.eod_expected and not self.done.done():
-            self.done.set_result(None)
-
-    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def block_events(self, events: tuple[BlockEvent, ...]) -> None:
+        """EOF and EOD counts (the completion rule); a broken count fails the transfer."""
+        try:
+            for event in events:
+                self.eods.on_event(event)
+        except ModeEDecodeError as exc:
+            self.fail(DataChannelError(str(exc)))
+            return
+        if self.eods.complete:
+            self.finished()
 
     @property
     def active_readers(self) -> int:
@@ -90,8 +78,7 @@ class Receive:
         return active > 0 and self.paused_for_space >= active
 
     def detach_all(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
+        self.tasks.cancel()
         for reader in self.readers:
             reader.detach()
 
@@ -103,7 +90,7 @@ class _Reader:
         self.active = True
         self._view: memoryview | None = None
         self._offset = 0
-        self._paused = False
+        self._scratch: memoryview | None = None
 
     def bind(self, conn: DataConnection) -> None:
         self.conn = conn
@@ -117,6 +104,20 @@ class _Reader:
         if self.active:
             self.active = False
             self.receive.fail(DataChannelError("data connection closed before the end of the data"))
+
+    def _fail(self, text: str) -> None:
+        """The peer broke the protocol on this connection: it fails the transfer and is not reused."""
+        self.active = False
+        if self.conn is not None:
+            self.conn.reusable = False
+            self.conn.detach()
+        self.receive.fail(DataChannelError(text))
+
+    def scratch(self, length: int) -> memoryview:
+        """Memory for bytes that are read and dropped."""
+        if self._scratch is None:
+            self._scratch = memoryview(bytearray(_SCRATCH))
+        return self._scratch[:max(1, min(length, _SCRATCH))]
 
     # -- payload into the sink -----------------------------------------------------------------
     def _want(self, offset: int, length: int) -> bool:
@@ -133,9 +134,8 @@ class _Reader:
     def _pause(self, offset: int) -> None:
         assert self.conn is not None
         self.conn.pause_reading()
-        self._paused = True
         self.receive.paused_for_space += 1
-        self.receive.spawn(self._await_space(offset))
+        self.receive.tasks.spawn(self._await_space(offset))
 
     async def _await_space(self, offset: int) -> None:
         try:
@@ -146,15 +146,14 @@ class _Reader:
             self.receive.fail(exc if isinstance(exc, DsiError) else DataChannelError(str(exc)))
             return
         finally:
-            self._paused = False
             self.receive.paused_for_space -= 1
         if not self.active or self.conn is None:
             return
-        self._resume_payload()
+        self._want(self._offset, self._wanted())
         if self._view is not None:
             self.conn.resume_reading()
 
-    def _resume_payload(self) -> None:
+    def _wanted(self) -> int:
         raise NotImplementedError
 
     def get_buffer(self, sizehint: int) -> memoryview:
@@ -182,85 +181,72 @@ class StreamReader(_Reader):
         self.receive.sink.data_received(self._offset, nbytes)
         self._want(self._offset + nbytes, 1 << 20)
 
-    def _resume_payload(self) -> None:
-        self._want(self._offset, 1 << 20)
+    def _wanted(self) -> int:
+        return 1 << 20
 
     def eof_received(self) -> None:
         self.active = False
-        self.receive.stream_finished()
+        self.receive.finished()
 
 
 class BlockReader(_Reader):
-    """MODE E: 17-byte headers, each followed by ``count`` payload bytes at ``offset``.
-
-    A block's EOD/CLOSE/EOF flags take effect after its payload (a sender may mark its last data
-    block itself); the payload of a restart-marker block (0x10) is marker text, so it is read and
-    dropped rather than written into the file.
-    """
+    """MODE E: the connection's bytes go where its ``BlockDecoder`` says — header bytes into the
+    decoder's own buffer, file data straight into the sink's part buffers, marker text into scratch."""
 
     def __init__(self, receive: Receive) -> None:
         super().__init__(receive)
-        self._header = bytearray(HEADER.size)
-        self._hview = memoryview(self._header)
-        self._hpos = 0
-        self._remaining = 0  # payload bytes left in the current block
-        self._desc = 0  # the current block's descriptor
-        self._block_offset = 0  # the current block's offset field (the EOD count on EOF)
-        self._skip: memoryview | None = None  # scratch for payloads that are not file data
+        self.decoder = BlockDecoder()
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        if self._remaining == 0:
-            return self._hview[self._hpos:]
-        if self._desc & DESC_RESTART:
-            if self._skip is None:
-                self._skip = memoryview(bytearray(_SCRATCH))
-            return self._skip[:min(self._remaining, _SCRATCH)]
-        assert self._view is not None
-        return self._view
+        decoder = self.decoder
+        if decoder.in_payload:
+            if decoder.payload_is_data:
+                assert self._view is not None, "a paused connection is not read"
+                return self._view
+            return self.scratch(decoder.payload_remaining)
+        if decoder.closed or not self.active:
+            return self.scratch(sizehint)  # read and dropped; buffer_updated reports the violation
+        return decoder.header_space()
 
     def buffer_updated(self, nbytes: int) -> None:
-        if self._remaining == 0:
-            self._hpos += nbytes
-            if self._hpos == HEADER.size:
-                self._hpos = 0
-                self._on_header()
+        decoder = self.decoder
+        if not self.active:
             return
-        if not self._desc & DESC_RESTART:
-            self.receive.sink.data_received(self._offset, nbytes)
-        self._remaining -= nbytes
-        if not self._remaining:
-            self._end_of_block()
-        elif not self._desc & DESC_RESTART:
-            self._want(self._offset + nbytes, self._remaining)
-
-    def _on_header(self) -> None:
-        desc, count, offset = HEADER.unpack(self._header)
-        self._desc, self._block_offset = desc, offset
-        if count and desc & DESC_EOF:  # its offset field is the EOD count: it cannot place data
-            self.receive.fail(DataChannelError("EOF block with a non-zero byte count"))
+        try:
+            if decoder.in_payload:
+                if not decoder.payload_is_data:
+                    events = decoder.payload_received(nbytes)
+                else:
+                    offset = decoder.payload_offset
+                    self.receive.sink.data_received(offset, nbytes)
+                    events = decoder.payload_received(nbytes)
+                    if decoder.in_payload:
+                        self._want(offset + nbytes, decoder.payload_remaining)
+                        return
+            elif decoder.closed:
+                raise ModeEDecodeError("data after a CLOSE header")
+            else:
+                events = decoder.header_received(nbytes)
+                if decoder.in_payload and decoder.payload_is_data:
+                    self._want(decoder.payload_offset, decoder.payload_remaining)
+        except ModeEDecodeError as exc:
+            self._fail(str(exc))
             return
-        if count:
-            self._remaining = count
-            if not desc & DESC_RESTART:
-                self._want(offset, count)
-            return
-        self._end_of_block()
+        if events:
+            self._events(events)
 
-    def _end_of_block(self) -> None:
-        desc, offset = self._desc, self._block_offset
-        if desc & DESC_CLOSE and self.conn is not None:
-            self.conn.reusable = False
-        if desc & DESC_EOD:
-            self.active = False
-            if self.conn is not None:
-                self.conn.detach()
-            self.receive.eod(offset if desc & DESC_EOF else None)
-        elif desc & DESC_EOF:
-            self.receive.fail(DataChannelError("EOF block without EOD is not supported"))
-        # a zero-length data block: nothing to do, read the next header
+    def _events(self, events: tuple[BlockEvent, ...]) -> None:
+        for event in events:
+            if isinstance(event, Close) and self.conn is not None:
+                self.conn.reusable = False
+            elif isinstance(event, Eod):
+                self.active = False  # this connection's part of the transfer is over
+                if self.conn is not None:
+                    self.conn.detach()  # what follows belongs to the next transfer
+        self.receive.block_events(events)
 
-    def _resume_payload(self) -> None:
-        self._want(self._offset, self._remaining)
+    def _wanted(self) -> int:
+        return self.decoder.payload_remaining
 
     def eof_received(self) -> None:
         if self.active:

@@ -9,16 +9,12 @@ other one a bare EOD; connections stay open for reuse.
 from __future__ import annotations
 
 import asyncio
-import struct
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from s3dsi.protocol.modee import data_header, eod_header, eof_header
 from s3dsi.server.data.connection import DataConnection
-
-HEADER = struct.Struct(">BQQ")
-DESC_EOF_EOD = 0x48
-DESC_EOD = 0x08
 
 
 def _noop() -> None:
@@ -98,8 +94,7 @@ async def send_mode_e(conns: Sequence[DataConnection], source: ChunkSource, prog
             if chunk is None:
                 return
             try:
-                header = HEADER.pack(0, len(chunk.data), chunk.offset - offset_shift)
-                await conn.send((header, chunk.data))
+                await conn.send((data_header(chunk.offset - offset_shift, len(chunk.data)), chunk.data))
                 progress.nbytes += len(chunk.data)
             finally:
                 chunk.release()
@@ -112,7 +107,6 @@ async def send_mode_e(conns: Sequence[DataConnection], source: ChunkSource, prog
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
-    eod_count = len(conns)
-    await conns[0].send((HEADER.pack(DESC_EOF_EOD, 0, eod_count),))
+    await conns[0].send((eof_header(len(conns)),))
     for conn in conns[1:]:
-        await conn.send((HEADER.pack(DESC_EOD, 0, 0),))
+        await conn.send((eod_header(),))

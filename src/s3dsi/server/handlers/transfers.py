@@ -22,24 +22,15 @@ from s3dsi.protocol.errors import (
     PathNotFound,
     TransferAborted,
 )
-from s3dsi.protocol.parsing import format_delayed_pasv
-from s3dsi.protocol.replies import (
-    TRANSFER_ABORTED,
-    TRANSFER_COMPLETE,
-    TRANSFER_REUSING,
-    TRANSFER_STARTING,
-    Reply,
-    transfer_failed_reply,
-)
+from s3dsi.protocol.replies import TRANSFER_ABORTED, TRANSFER_COMPLETE, transfer_failed_reply
 from s3dsi.protocol.session import Deferred
-from s3dsi.server.data.connection import DataConnection
 from s3dsi.server.data.markers import MarkerTicker
-from s3dsi.server.data.receive import Receive
-from s3dsi.server.data.send import ChunkSource, Progress, send_mode_e, send_stream
+from s3dsi.server.data.paths import DataPath, data_path, wait_for_data
+from s3dsi.server.data.send import ChunkSource, Progress
 from s3dsi.server.handlers.registry import handles
 from s3dsi.server.session import RunningTransfer
 from s3dsi.transfer.download import DownloadEngine
-from s3dsi.transfer.errors import DataTooFarOutOfOrder, IncompleteUpload
+from s3dsi.transfer.errors import IncompleteUpload
 from s3dsi.transfer.geometry import PartPlan, upload_plan
 from s3dsi.transfer.journal import JournalEntry
 from s3dsi.transfer.resume import Resumable, find_resumable
@@ -50,63 +41,24 @@ if TYPE_CHECKING:
 
 CHUNK_SIZE = 1024 * 1024
 CONTROL_EOF_GRACE = 0.05
-STALL_CHECKS = 3  # seconds every stream may sit paused with nothing in flight before we give up
 
 
 # -- shared steps ---------------------------------------------------------------------------------
-async def open_stream_connection(session: Session) -> DataConnection:
-    """Stream mode: announce (127/150) and get the one data connection, in the order clients expect."""
-    channels = session.channels
-    if channels.is_delayed:
-        host, port = await channels.realize_delayed()
-        await session.reply(format_delayed_pasv(host, port))
-    if channels.is_passive:
-        await session.reply(TRANSFER_STARTING)
-        return await channels.stream_connection()
-    conn = await channels.stream_connection()
-    try:
-        await session.reply(TRANSFER_STARTING)
-    except BaseException:
-        conn.abort()  # the set-up is consumed: nothing else would ever close it
-        raise
-    return conn
+def path_for(session: Session) -> DataPath:
+    """The data path of the session's current mode."""
+    return data_path(session.channels, session.state.mode, session.reply)
 
 
 async def send_data(session: Session, transfer: RunningTransfer, source: ChunkSource, progress: Progress, *,
                     offset_shift: int = 0, on_start: Callable[[], None] | None = None) -> None:
     """Send ``source`` in the current mode (RETR, ERET, listings): announce 125/150, move the data; a
     failed or interrupted send leaves no connection behind for reuse. ``on_start`` runs once data moves."""
-    state, channels = session.state, session.channels
-    if state.mode == "E":
-        conns, reused = await channels.mode_e_senders(state.parallelism)
-        transfer.streams, transfer.data_peer = len(conns), _peer_host(conns[0].peer)
-        await session.reply(preliminary(reused))
+    data = path_for(session)
+    async with data.sending(session.state.parallelism) as sender:
+        transfer.streams, transfer.data_peer = data.streams, data.peer
         if on_start is not None:
             on_start()
-        try:
-            await send_mode_e(conns, source, progress, offset_shift=offset_shift)
-        except BaseException:
-            channels.end_mode_e_send(keep=False)
-            raise
-        channels.end_mode_e_send(keep=True)
-        return
-    conn = await open_stream_connection(session)
-    transfer.data_peer = _peer_host(conn.peer)
-    if on_start is not None:
-        on_start()
-    try:
-        await send_stream(conn, source, progress)
-    except BaseException:
-        conn.abort()
-        raise
-
-
-def _peer_host(peer: tuple[str, int] | None) -> str | None:
-    return peer[0] if peer else None
-
-
-def preliminary(reused: bool) -> Reply:
-    return TRANSFER_REUSING if reused else TRANSFER_STARTING
+        await sender.send(source, progress, offset_shift=offset_shift)
 
 
 async def finish_transfer(session: Session, transfer: RunningTransfer, failure: BaseException | None) -> None:
@@ -305,52 +257,32 @@ async def _upload(session: Session, path: str, *, kind: str, offset: int) -> Non
     transfer = RunningTransfer(kind, path)
     transfer.progress, transfer.block_size = (lambda: engine.bytes_received), CHUNK_SIZE
     keeper = RestartKeeper(session, path, engine, plan, resumed.entry if resumed else None)
+    data = path_for(session)
 
     async def body() -> None:
-        receive: Receive | None = None
         ticker: MarkerTicker | None = None
         try:
-            if state.mode == "E":
-                receive = Receive(engine, mode_e=True)
-                if session.channels.is_delayed:
-                    host, port = await session.channels.realize_delayed()
-                    await session.reply(format_delayed_pasv(host, port))
-                reused = session.channels.begin_mode_e_receive(receive)
-                await session.reply(preliminary(reused))
-                ticker = MarkerTicker(session.reply, bytes_done=lambda: engine.bytes_received,
-                                      perf_interval=state.perf_interval, ranges=keeper.ranges,
-                                      range_interval=state.restart_interval)
-                await ticker.perf_now()
-                ticker.start()
-                await _await_receive(receive, engine)
-                session.channels.end_mode_e_receive(keep=True)
+            async with data.receiving(engine) as receive:
+                transfer.data_peer = data.peer
+                if data.upload_markers:
+                    ticker = MarkerTicker(session.reply, bytes_done=lambda: engine.bytes_received,
+                                          perf_interval=state.perf_interval, ranges=keeper.ranges,
+                                          range_interval=state.restart_interval)
+                    await ticker.perf_now()
+                    ticker.start()
+                await wait_for_data(receive, engine.is_stalled)
                 if resumed is None:
                     _check_allo(engine, allo, offset)
-                transfer.committing = True
-                await engine.finish(expect=expect)
-                await ticker.stop()
-                await ticker.perf_now()
-                await ticker.ranges_now()
-            else:
-                conn = await open_stream_connection(session)
-                transfer.data_peer = _peer_host(conn.peer)
-                receive = Receive(engine, mode_e=False)
-                receive.attach(conn)
-                try:
-                    await _await_receive(receive, engine)
-                finally:
-                    receive.detach_all()  # first: the close we make is no failure for a reader to report
-                    conn.close()
-                if resumed is None:
-                    _check_allo(engine, allo, offset)
-                if not allo:
+                if data.end_is_ambiguous and not allo:
                     await _confirm_client_alive(session)
                 transfer.committing = True
                 await engine.finish(expect=expect)
+            if ticker is not None:
+                await ticker.stop()
+                await ticker.perf_now()
+                await ticker.ranges_now()
             keeper.done()
         except BaseException as failure:
-            if state.mode == "E":
-                session.channels.end_mode_e_receive(keep=False)
             keep = await keeper.keep_on(failure)
             await asyncio.shield(engine.abort(keep_upload=keep))
             if not keep:
@@ -359,9 +291,7 @@ async def _upload(session: Session, path: str, *, kind: str, offset: int) -> Non
         finally:
             if ticker is not None:
                 await ticker.stop()
-            if receive is not None:
-                transfer.streams = max(1, len(receive.readers))
-                receive.detach_all()
+            transfer.streams, transfer.data_peer = data.streams, transfer.data_peer or data.peer
             transfer.nbytes = engine.bytes_received
 
     failure = await session.run_transfer(transfer, body)
@@ -381,19 +311,3 @@ async def _confirm_client_alive(session: Session) -> None:
     await asyncio.sleep(CONTROL_EOF_GRACE)
     if session.control_closed:
         raise TransferAborted("control connection closed during the upload; nothing was stored")
-
-
-async def _await_receive(receive: Receive, engine: UploadEngine) -> None:
-    """Wait for the end of the data; fail if every stream is paused and nothing can move."""
-    stalled = 0
-    while True:
-        done, _ = await asyncio.wait({receive.done}, timeout=1.0)
-        if done:
-            receive.done.result()
-            return
-        if receive.all_paused() and engine.is_stalled():
-            stalled += 1
-            if stalled >= STALL_CHECKS:
-                raise DataTooFarOutOfOrder()
-        else:
-            stalled = 0
