@@ -30,6 +30,7 @@ from s3dsi.observability.metrics import Metrics, http_response, render_prometheu
 from s3dsi.observability.transferlog import TransferLog, TransferRecord
 from s3dsi.server.app import Daemon
 from s3dsi.server.context import Authenticator, BackendProvider
+from s3dsi.transfer.tasks import TaskSet
 
 log = get_logger("s3dsi.daemon")
 STATUS_INTERVAL = 5.0
@@ -116,7 +117,7 @@ class SingleProcessRuntime:
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
         self._servers: list[asyncio.Server] = []
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet()
 
     # -- hooks ------------------------------------------------------------------------------------
     def _transfer_done(self, record: TransferRecord) -> None:
@@ -173,9 +174,7 @@ class SingleProcessRuntime:
         self._stop.set()
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(coro)
 
     async def _status_loop(self) -> None:
         last = ""
@@ -192,8 +191,7 @@ class SingleProcessRuntime:
         log.info("stopping", grace=grace, sessions=len(self.daemon.ctx.sessions))
         for server in self._servers:
             server.close()
-        for task in list(self._tasks):
-            task.cancel()
+        self._tasks.cancel()
         await self.daemon.stop(grace=grace)
         self.transfer_log.close()
         if self.listeners.admin_path is not None:

@@ -21,6 +21,7 @@ from typing import Protocol
 from s3dsi.protocol.errors import DataChannelRefused, DsiError
 from s3dsi.server.data.connection import DataConnection
 from s3dsi.server.data.receive import Receive
+from s3dsi.transfer.tasks import TaskSet
 
 ACCEPT_TIMEOUT = 60.0
 CONNECT_TIMEOUT = 30.0
@@ -79,7 +80,7 @@ class DataChannels:
                  socket_buffer: Callable[[], int | None] | None = None,
                  security: DataSecurity | None = None) -> None:
         self.security: DataSecurity = security or ClearData()
-        self._admitting: set[asyncio.Task[None]] = set()
+        self._admitting = TaskSet()
         self.data_host = data_host
         self.port_range = port_range
         self._socket_buffer = socket_buffer or (lambda: None)
@@ -162,9 +163,7 @@ class DataChannels:
         if isinstance(self.security, ClearData):
             self._route(listener, conn)
             return
-        task = asyncio.ensure_future(self._admit(listener, conn))
-        self._admitting.add(task)
-        task.add_done_callback(self._admitting.discard)
+        self._admitting.spawn(self._admit(listener, conn))
 
     async def _admit(self, listener: _Listener, conn: DataConnection) -> None:
         try:
