@@ -86,11 +86,17 @@ def parse_eprt(arg: str) -> tuple[str, int]:
     return str(address), port
 
 
+MAX_SPOR_ADDRESSES = 16  # stripes one SPOR may name; each costs data connections
+
+
 def parse_spor(arg: str) -> list[tuple[str, int]]:
     """Space-separated PORT-style (or EPRT-style) addresses, one per stripe."""
     tokens = arg.split()
     if not tokens:
         raise ProtocolSyntaxError(SYNTAX_ERROR)
+    if len(tokens) > MAX_SPOR_ADDRESSES:
+        raise ProtocolSyntaxError(Reply.line(501, f"Illegal SPOR command: at most {MAX_SPOR_ADDRESSES} "
+                                                  "addresses."))
     return [parse_port(t) if t[0].isdigit() else parse_eprt(t) for t in tokens]
 
 

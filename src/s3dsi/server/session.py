@@ -93,7 +93,8 @@ class Session:
         self.lines = ControlLineBuffer()
         settings = ctx.settings
         self.channels = DataChannels(data_host=settings.data_interface or local[0],
-                                     port_range=settings.port_range, socket_buffer=self._socket_buffer)
+                                     port_range=settings.port_range, socket_buffer=self._socket_buffer,
+                                     control_peer=peer[0], peer_networks=settings.port_allow)
         self.backend: Backend | None = None
         self.transfer: RunningTransfer | None = None
         self.log = get_logger("s3dsi.session", session=self.id, remote=peer[0])

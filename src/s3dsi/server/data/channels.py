@@ -5,6 +5,13 @@ a MODE E transfer the connections stay open and are reused by the next transfer 
 new set-up command (answered with 125); any new set-up command tears the cached connections down.
 A stream-mode transfer uses one connection and consumes the set-up.
 
+Who may connect: a passive data connection must come from the control connection's peer (or a
+network listed in ``port_allow``, for third-party peers and proxies), unless the data channel
+security authenticates the peer itself (GSI DCAU A/S); any other connection is closed at once and
+never attached, so a stranger can neither read a download nor add blocks to an upload. A listener
+closes once the connections its transfer expects have arrived (stream mode: one; MODE E: the count
+the EOF block announced).
+
 The transfer commands do not call this module directly: ``paths.py`` drives it (one data path per
 mode), pairing every routing or sending with its settling in a context manager.
 """
@@ -18,10 +25,14 @@ import socket
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from s3dsi.observability.logging import get_logger
+from s3dsi.protocol.addresses import same_host_or_allowed
 from s3dsi.protocol.errors import DataChannelRefused, DsiError
 from s3dsi.server.data.connection import DataConnection
 from s3dsi.server.data.receive import Receive
 from s3dsi.transfer.tasks import TaskSet
+
+log = get_logger("s3dsi.data")
 
 ACCEPT_TIMEOUT = 60.0
 CONNECT_TIMEOUT = 30.0
@@ -53,21 +64,35 @@ class DataSecurity(Protocol):
 
     async def secure(self, conn: DataConnection, *, initiator: bool) -> DataConnection: ...
 
+    @property
+    def authenticates_peers(self) -> bool:
+        """True when ``secure`` proves who the peer is (then its address does not matter)."""
+        ...
+
 
 class ClearData:
+    authenticates_peers = False
+
     async def secure(self, conn: DataConnection, *, initiator: bool) -> DataConnection:
         return conn
 
 
 class _Listener:
-    def __init__(self, server: asyncio.Server, host: str, port: int) -> None:
+    def __init__(self, server: asyncio.Server, host: str, port: int, expected: int | None) -> None:
         self.server = server
         self.host = host
         self.port = port
+        self.expected = expected  # connections its transfer needs; None: not known yet (MODE E)
+        self.arrived = 0
         self.pending: asyncio.Queue[DataConnection] = asyncio.Queue()
 
     def close(self) -> None:
         self.server.close()
+
+    def note_arrival(self) -> None:
+        self.arrived += 1
+        if self.expected is not None and self.arrived >= self.expected:
+            self.server.close()  # no further connection can be accepted, by anyone
 
 
 def _abort_connected(task: asyncio.Future[DataConnection]) -> None:
@@ -78,8 +103,12 @@ def _abort_connected(task: asyncio.Future[DataConnection]) -> None:
 class DataChannels:
     def __init__(self, *, data_host: str, port_range: tuple[int, int] | None,
                  socket_buffer: Callable[[], int | None] | None = None,
-                 security: DataSecurity | None = None) -> None:
+                 security: DataSecurity | None = None, control_peer: str = "127.0.0.1",
+                 peer_networks: Sequence[str] = ()) -> None:
         self.security: DataSecurity = security or ClearData()
+        self.control_peer = control_peer
+        self.peer_networks = tuple(peer_networks)
+        self.refused = 0  # connections from strangers, closed unattached
         self._admitting = TaskSet()
         self.data_host = data_host
         self.port_range = port_range
@@ -87,19 +116,23 @@ class DataChannels:
         self._listener: _Listener | None = None
         self._active: list[tuple[str, int]] | None = None
         self._delayed = False
+        self._delayed_expected: int | None = None
         self._cached: list[DataConnection] = []  # MODE E connections kept for reuse
         self._used = False  # the current set-up already served a transfer
         self._receive: Receive | None = None
 
     # -- set-up commands -----------------------------------------------------------------------
-    async def passive(self, *, family: int = socket.AF_UNSPEC) -> tuple[str, int]:
+    async def passive(self, *, family: int = socket.AF_UNSPEC,
+                      expected: int | None = None) -> tuple[str, int]:
+        """Listen for the next transfer's connections; ``expected`` when known (stream mode: 1)."""
         self.reset()
-        self._listener = await self._listen(family)
+        self._listener = await self._listen(family, expected)
         return self._listener.host, self._listener.port
 
-    def delayed_passive(self) -> None:
+    def delayed_passive(self, *, expected: int | None = None) -> None:
         self.reset()
         self._delayed = True
+        self._delayed_expected = expected
 
     def active(self, addresses: Sequence[tuple[str, int]]) -> None:
         self.reset()
@@ -111,7 +144,7 @@ class DataChannels:
 
     async def realize_delayed(self) -> tuple[str, int]:
         """Delayed passive: open the listener now (127 reply announces it)."""
-        self._listener = await self._listen(socket.AF_UNSPEC)
+        self._listener = await self._listen(socket.AF_UNSPEC, self._delayed_expected)
         self._delayed = False
         return self._listener.host, self._listener.port
 
@@ -129,7 +162,7 @@ class DataChannels:
         self.reset()
 
     # -- listeners -----------------------------------------------------------------------------
-    async def _listen(self, family: int) -> _Listener:
+    async def _listen(self, family: int, expected: int | None) -> _Listener:
         loop = asyncio.get_running_loop()
         holder: dict[str, _Listener] = {}
 
@@ -154,12 +187,25 @@ class DataChannels:
                 last_error = exc
                 continue
             sockname = server.sockets[0].getsockname()
-            listener = _Listener(server, str(sockname[0]), int(sockname[1]))
+            listener = _Listener(server, str(sockname[0]), int(sockname[1]), expected)
             holder["l"] = listener
             return listener
         raise DataChannelRefused(f"no free data port in port_range ({last_error})")
 
+    def _peer_allowed(self, conn: DataConnection) -> bool:
+        if self.security.authenticates_peers:
+            return True
+        return conn.peer is not None and same_host_or_allowed(conn.peer[0], self.control_peer,
+                                                                self.peer_networks)
+
     def _accepted(self, listener: _Listener, conn: DataConnection) -> None:
+        if listener is not self._listener or not self._peer_allowed(conn):
+            self.refused += 1
+            log.warning("data connection refused", peer=conn.peer[0] if conn.peer else "?",
+                        control_peer=self.control_peer)
+            conn.abort()
+            return
+        listener.note_arrival()
         if isinstance(self.security, ClearData):
             self._route(listener, conn)
             return
@@ -184,6 +230,7 @@ class DataChannels:
         if self._receive is not None:
             self._cached.append(conn)
             self._receive.attach(conn)
+            self._enough_connections()
         else:
             listener.pending.put_nowait(conn)
 
@@ -240,8 +287,9 @@ class DataChannels:
             return alive, True
         for conn in self._cached:
             conn.close()
-        n = max(1, min(parallelism, MAX_PARALLELISM))
-        targets = [addr for addr in self._active for _ in range(n)]
+        # at most MAX_PARALLELISM connections in all, whatever SPOR and Parallelism ask for
+        n = max(1, min(parallelism, MAX_PARALLELISM // len(self._active)))
+        targets = [addr for addr in self._active[:MAX_PARALLELISM] for _ in range(n)]
         connecting = [asyncio.ensure_future(self._connect(a)) for a in targets]
         try:
             await asyncio.wait(connecting)
@@ -283,8 +331,18 @@ class DataChannels:
             conn = listener.pending.get_nowait()
             self._cached.append(conn)
             receive.attach(conn)
+        receive.on_count_known = self._enough_connections
         self._used = True
         return reused
+
+    def _enough_connections(self) -> None:
+        """MODE E: once the EOF has announced how many connections send, and that many are here, the
+        listener stops accepting."""
+        receive, listener = self._receive, self._listener
+        if receive is None or listener is None or receive.eods.expected is None:
+            return
+        if len(receive.readers) >= receive.eods.expected:
+            listener.close()
 
     def stop_routing(self, *, keep: bool) -> None:
         receive, self._receive = self._receive, None

@@ -12,6 +12,7 @@ else: the reader only supplies memory.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Protocol
 
 from s3dsi.protocol.errors import DataChannelError, DsiError
@@ -43,6 +44,7 @@ class Receive:
         self.readers: list[_Reader] = []
         self.paused_for_space = 0
         self.tasks = TaskSet()
+        self.on_count_known: Callable[[], None] | None = None  # the EOF told how many connections send
 
     def attach(self, conn: DataConnection) -> None:
         reader: _Reader = BlockReader(self) if self.mode_e else StreamReader(self)
@@ -60,12 +62,15 @@ class Receive:
 
     def block_events(self, events: tuple[BlockEvent, ...]) -> None:
         """EOF and EOD counts (the completion rule); a broken count fails the transfer."""
+        known = self.eods.expected is not None
         try:
             for event in events:
                 self.eods.on_event(event)
         except ModeEDecodeError as exc:
             self.fail(DataChannelError(str(exc)))
             return
+        if not known and self.eods.expected is not None and self.on_count_known is not None:
+            self.on_count_known()
         if self.eods.complete:
             self.finished()
 

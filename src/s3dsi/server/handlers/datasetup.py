@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 from typing import TYPE_CHECKING
 
+from s3dsi.protocol.addresses import canonical_ip, same_host_or_allowed
 from s3dsi.protocol.parsing import format_epsv, format_pasv, format_spas
 from s3dsi.protocol.replies import PASSIVE_DELAYED, PORT_OK, Reply
 from s3dsi.protocol.session import Deferred
@@ -15,39 +15,30 @@ if TYPE_CHECKING:
     from s3dsi.server.session import Session
 
 
-def _canonical(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        addr = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return None
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        return addr.ipv4_mapped
-    return addr
-
-
 def check_target(session: Session, host: str, port: int) -> Reply | None:
     """FTP bounce protection: data connections only to the client's own address, unprivileged ports."""
     if port < 1024:
         return Reply.line(501, "Illegal PORT command: ports below 1024 are refused.")
-    target = _canonical(host)
-    if target is None:
+    if canonical_ip(host) is None:
         return Reply.line(501, "Illegal PORT command.")
-    if target == _canonical(session.peer[0]):
+    if same_host_or_allowed(host, session.peer[0], session.ctx.settings.port_allow):
         return None
-    for net in session.ctx.settings.port_allow:
-        if target in ipaddress.ip_network(net, strict=False):
-            return None
     return Reply.line(501, "Illegal PORT command: the address must be the client's own "
                            "(third-party peers must be listed in port_allow).")
+
+
+def _expected(session: Session) -> int | None:
+    """Connections the next transfer will open: one in stream mode; MODE E says so in its EOF."""
+    return None if session.state.mode == "E" else 1
 
 
 @handles("PASV")
 async def pasv(session: Session, cmd: Deferred) -> None:
     if session.state.delayed_pasv:
-        session.channels.delayed_passive()
+        session.channels.delayed_passive(expected=_expected(session))
         await session.reply(PASSIVE_DELAYED)
         return
-    host, port = await session.channels.passive(family=socket.AF_INET)
+    host, port = await session.channels.passive(family=socket.AF_INET, expected=_expected(session))
     await session.reply(format_pasv(host, port))
 
 
@@ -55,13 +46,13 @@ async def pasv(session: Session, cmd: Deferred) -> None:
 async def epsv(session: Session, cmd: Deferred) -> None:
     arg = (cmd.line.arg or "").strip().upper()
     family = {"1": socket.AF_INET, "2": socket.AF_INET6}.get(arg, socket.AF_UNSPEC)
-    _, port = await session.channels.passive(family=family)
+    _, port = await session.channels.passive(family=family, expected=_expected(session))
     await session.reply(format_epsv(port))
 
 
 @handles("SPAS")
 async def spas(session: Session, cmd: Deferred) -> None:
-    host, port = await session.channels.passive(family=socket.AF_INET)
+    host, port = await session.channels.passive(family=socket.AF_INET, expected=_expected(session))
     extended = (cmd.line.arg or "").strip() == "2"
     await session.reply(format_spas([(host, port)], extended=extended))
 
