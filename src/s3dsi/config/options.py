@@ -82,6 +82,8 @@ GRIDFTP_OPTIONS: dict[str, OptionSpec] = {
     "control_preauth_timeout": OptionSpec("preauth_timeout", _non_negative_gt_int),
     "preauth_timeout": OptionSpec("preauth_timeout", _non_negative_gt_int),
     "port_allow": OptionSpec("port_allow", v.parse_networks),  # s3dsi's own: third-party PORT targets
+    "data_idle_timeout": OptionSpec("data_idle_timeout", _non_negative_gt_int),  # s3dsi's own
+    "data_pressure_timeout": OptionSpec("data_pressure_timeout", _non_negative_gt_int),  # s3dsi's own
     # GT: "allow clients to be mapped to root"; here: root without process_user runs sessions as root
     "allow_root": OptionSpec("allow_root", v.parse_gt_bool),
 }

@@ -52,6 +52,9 @@ class Settings:
     preauth_timeout: int = 120  # GT option name: control_preauth_timeout
     s3_debug: str | None = None  # GLOBUS_S3_DEBUG "LEVEL[,PATH]" (environment or a `$` line)
     port_allow: tuple[str, ...] = ()  # networks besides the client's own that PORT may name (3rd party)
+    # and that may connect to passive data ports without authenticated data channels
+    data_idle_timeout: int = 180  # seconds without a data byte moving fail a transfer (0: never)
+    data_pressure_timeout: int = 20  # ... shorter while it holds memory another transfer waits for
     allow_root: bool = False  # started as root without process_user: run sessions as root, no fork
     # ---- S3 connector conf -----------------------------------------------------------------------
     host_name: str = "https://s3.amazonaws.com"  # endpoint URL of the default region

@@ -25,6 +25,7 @@ import asyncio
 import itertools
 import mmap
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -69,6 +70,7 @@ class _Waiter:
     key: int | None
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[PartBuffer] = field(repr=False)
+    since: float = field(default_factory=time.monotonic)
 
     def is_priority(self) -> bool:
         return self.account is not None and self.key is not None and self.key == self.account.priority_key
@@ -174,6 +176,13 @@ class BufferPool:
             self._free.setdefault(buf.size, []).append(buf._data)
             self._cached += buf.size
             self._dispatch_locked()
+
+    def waiting_since(self, *, exclude: PoolAccount | None = None) -> float | None:
+        """When the longest-waiting request of another transfer began (``time.monotonic``), or None
+        when nobody else waits: how long memory pressure has lasted, for holders that stopped moving."""
+        with self._lock:
+            times = [w.since for w in self._waiters if w.account is not exclude and not w.future.done()]
+        return min(times) if times else None
 
     def fail_waiters(self, account: PoolAccount, exc: BaseException) -> None:
         """Wake this account's waiters with ``exc`` (the transfer is being aborted)."""

@@ -17,7 +17,7 @@ from types import TracebackType
 from s3dsi.protocol.errors import DsiError, ObjectChanged, TransferAborted
 from s3dsi.protocol.ranges import RangeList
 from s3dsi.storage.backend import Backend, ObjectInfo
-from s3dsi.transfer.buffers import BufferPool, PartBuffer
+from s3dsi.transfer.buffers import BufferPool, PartBuffer, PoolAccount
 from s3dsi.transfer.coordinator import TransferCoordinator
 from s3dsi.transfer.workers import PartWorkers
 
@@ -112,6 +112,10 @@ class DownloadEngine:
         if self._info is None:
             raise RuntimeError("DownloadEngine.open() has not run")
         return self._info
+
+    @property
+    def pool_account(self) -> PoolAccount:
+        return self._account
 
     @property
     def size(self) -> int:

@@ -50,3 +50,12 @@ class ChecksumMismatch(DsiError):
     globus_type = "INTERNAL_ERROR"
     errno = _errno.EIO
     default_text = "Checksum mismatch: the data received does not match the SCKS value; nothing was stored"
+
+
+class DataTimeout(DsiError):
+    """No byte moved on the data connections for too long (the client went silent or stopped reading)."""
+
+    code = 426
+    globus_type = "DATA_CHANNEL_COMMUNICATION_FAILURE"
+    errno = _errno.ETIMEDOUT
+    default_text = "Data connection timed out"

@@ -27,7 +27,7 @@ from s3dsi.protocol.errors import DsiError, PermissionDenied, TransferAborted
 from s3dsi.protocol.ranges import RangeList
 from s3dsi.storage.backend import Backend, ObjectInfo
 from s3dsi.transfer.assembly import FILLING, SEALED, UPLOADED, PartAssembly
-from s3dsi.transfer.buffers import BufferPool
+from s3dsi.transfer.buffers import BufferPool, PoolAccount
 from s3dsi.transfer.checksums import RunningChecksums
 from s3dsi.transfer.coordinator import TransferCoordinator
 from s3dsi.transfer.errors import ChecksumMismatch, FileTooLarge, IncompleteUpload
@@ -122,6 +122,10 @@ class UploadEngine:
     @property
     def failed(self) -> BaseException | None:
         return self._co.exception
+
+    @property
+    def pool_account(self) -> PoolAccount:
+        return self._window.account
 
     async def __aenter__(self) -> UploadEngine:
         await self.open()

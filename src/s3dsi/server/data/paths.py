@@ -25,9 +25,11 @@ from s3dsi.server.data.connection import DataConnection
 from s3dsi.server.data.receive import Receive, UploadSink
 from s3dsi.server.data.send import ChunkSource, Progress, send_mode_e, send_stream
 from s3dsi.transfer.errors import DataTooFarOutOfOrder
+from s3dsi.transfer.watch import DataWatch
 
 Announce = Callable[[Reply], Awaitable[None]]
-STALL_CHECKS = 3  # seconds every stream may sit paused with nothing in flight before we give up
+WATCH_INTERVAL = 1.0
+STALL_CHECKS = 3  # checks every stream may sit paused with nothing in flight before we give up
 
 
 class Sender:
@@ -37,11 +39,25 @@ class Sender:
         self.conns = conns
         self._mode_e = mode_e
 
-    async def send(self, source: ChunkSource, progress: Progress, *, offset_shift: int = 0) -> None:
+    async def send(self, source: ChunkSource, progress: Progress, *, offset_shift: int = 0,
+                   watch: DataWatch | None = None) -> None:
         if self._mode_e:
-            await send_mode_e(self.conns, source, progress, offset_shift=offset_shift)
+            sending = send_mode_e(self.conns, source, progress, offset_shift=offset_shift)
         else:
-            await send_stream(self.conns[0], source, progress)
+            sending = send_stream(self.conns[0], source, progress)
+        task = asyncio.ensure_future(sending)
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=WATCH_INTERVAL)
+                if done:
+                    task.result()
+                    return
+                if watch is not None:
+                    watch.check()  # a client that stopped reading: DataTimeout
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
 
 
 class DataPath:
@@ -75,14 +91,18 @@ class DataPath:
         self.peer = peer[0] if peer else None
 
 
-async def wait_for_data(receive: Receive, stalled: Callable[[], bool]) -> None:
-    """Wait for the end of the data; fail if every stream is paused and nothing can move."""
+async def wait_for_data(receive: Receive, stalled: Callable[[], bool],
+                        watch: DataWatch | None = None) -> None:
+    """Wait for the end of the data; fail if every stream is paused and nothing can move, or when the
+    watch says the data stopped moving."""
     stalls = 0
     while True:
-        done, _ = await asyncio.wait({receive.done}, timeout=1.0)
+        done, _ = await asyncio.wait({receive.done}, timeout=WATCH_INTERVAL)
         if done:
             receive.done.result()
             return
+        if watch is not None:
+            watch.check()
         if receive.all_paused() and stalled():
             stalls += 1
             if stalls >= STALL_CHECKS:

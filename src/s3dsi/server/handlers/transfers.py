@@ -29,12 +29,14 @@ from s3dsi.server.data.paths import DataPath, data_path, wait_for_data
 from s3dsi.server.data.send import ChunkSource, Progress
 from s3dsi.server.handlers.registry import handles
 from s3dsi.server.session import RunningTransfer
+from s3dsi.transfer.buffers import PoolAccount
 from s3dsi.transfer.download import DownloadEngine
 from s3dsi.transfer.errors import IncompleteUpload
 from s3dsi.transfer.geometry import PartPlan, upload_plan
 from s3dsi.transfer.journal import JournalEntry
 from s3dsi.transfer.resume import Resumable, find_resumable
 from s3dsi.transfer.upload import UploadEngine
+from s3dsi.transfer.watch import DataWatch
 
 if TYPE_CHECKING:
     from s3dsi.server.session import Session
@@ -49,16 +51,28 @@ def path_for(session: Session) -> DataPath:
     return data_path(session.channels, session.state.mode, session.reply)
 
 
+def data_watch(session: Session, progress: Callable[[], int], account: PoolAccount | None = None,
+               excused: Callable[[], bool] | None = None) -> DataWatch:
+    """The data watchdog of a transfer (``data_idle_timeout``, ``data_pressure_timeout``)."""
+    settings = session.ctx.settings
+    return DataWatch(progress, idle_timeout=settings.data_idle_timeout,
+                     pressure_timeout=settings.data_pressure_timeout, pool=session.ctx.pool,
+                     account=account, excused=excused)
+
+
 async def send_data(session: Session, transfer: RunningTransfer, source: ChunkSource, progress: Progress, *,
-                    offset_shift: int = 0, on_start: Callable[[], None] | None = None) -> None:
+                    offset_shift: int = 0, on_start: Callable[[], None] | None = None,
+                    account: PoolAccount | None = None) -> None:
     """Send ``source`` in the current mode (RETR, ERET, listings): announce 125/150, move the data; a
-    failed or interrupted send leaves no connection behind for reuse. ``on_start`` runs once data moves."""
+    failed or interrupted send leaves no connection behind for reuse. ``on_start`` runs once data moves;
+    ``account``: the pool memory the source holds (for the watchdog)."""
     data = path_for(session)
     async with data.sending(session.state.parallelism) as sender:
         transfer.streams, transfer.data_peer = data.streams, data.peer
         if on_start is not None:
             on_start()
-        await sender.send(source, progress, offset_shift=offset_shift)
+        watch = data_watch(session, lambda: progress.nbytes, account)
+        await sender.send(source, progress, offset_shift=offset_shift, watch=watch)
 
 
 async def finish_transfer(session: Session, transfer: RunningTransfer, failure: BaseException | None) -> None:
@@ -124,7 +138,8 @@ async def _download(session: Session, path: str, *, window: tuple[int, int] | No
         ticker = MarkerTicker(session.reply, bytes_done=lambda: progress.nbytes,
                               perf_interval=state.retr_markers)
         try:
-            await send_data(session, transfer, engine, progress, offset_shift=shift, on_start=ticker.start)
+            await send_data(session, transfer, engine, progress, offset_shift=shift, on_start=ticker.start,
+                            account=engine.pool_account)
             await ticker.stop()
             if state.retr_markers:
                 await ticker.perf_now()
@@ -270,7 +285,9 @@ async def _upload(session: Session, path: str, *, kind: str, offset: int) -> Non
                                           range_interval=state.restart_interval)
                     await ticker.perf_now()
                     ticker.start()
-                await wait_for_data(receive, engine.is_stalled)
+                watch = data_watch(session, lambda: engine.bytes_received, engine.pool_account,
+                                   excused=receive.all_paused)
+                await wait_for_data(receive, engine.is_stalled, watch)
                 if resumed is None:
                     _check_allo(engine, allo, offset)
                 if data.end_is_ambiguous and not allo:
