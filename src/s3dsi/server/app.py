@@ -27,10 +27,10 @@ log = get_logger("s3dsi.daemon")
 
 class Daemon:
     def __init__(self, settings: Settings, *, authenticator: Authenticator, backends: BackendProvider,
-                 stdout: TextIO | None = None, handlers: Mapping[str, Handler] | None = None) -> None:
+                 stdout: TextIO | None = None) -> None:
         self.settings = settings
-        # built once, here, from every handler module's table; tests may pass their own
-        self.handlers = dict(handlers) if handlers is not None else handler_table()
+        # the verb -> handler table every session of this daemon dispatches with, built here, once
+        self.handlers: Mapping[str, Handler] = handler_table()
         self.ctx = DaemonContext(
             settings=settings,
             authenticator=authenticator,

@@ -185,9 +185,9 @@ def test_archived_object(store: StoreUnderTest) -> None:
     store.archive(store.path("cold"))
     with pytest.raises(ObjectArchived) as caught:
         store.backend.head_object(store.path("cold"))
-    assert caught.value.text == (f"S3 InvalidObjectState: {store.path('cold')}: object is in GLACIER and it is "
-                                 "not restored; restore it (S3 RestoreObject) and retry when the restore has "
-                                 "finished")
+    assert caught.value.text == (f"S3 InvalidObjectState: {store.path('cold')}: object is in GLACIER and it "
+                                 "is not restored; restore it (S3 RestoreObject) and retry when the restore "
+                                 "has finished")
     assert caught.value.operation == "open"
 
 

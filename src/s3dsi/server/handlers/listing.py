@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from s3dsi.protocol.entries import Entry
 from s3dsi.protocol.errors import DsiError
 from s3dsi.protocol.listing import list_line, mlsc_line, mlsd_line, nlst_line
 from s3dsi.protocol.paths import basename, parent
@@ -20,7 +21,6 @@ from s3dsi.server.data.send import BytesSource, Progress
 from s3dsi.server.handlers.namespace import owner_of, stat_target, target_path
 from s3dsi.server.handlers.transfers import finish_transfer, send_data
 from s3dsi.server.session import RunningTransfer
-from s3dsi.storage.backend import Entry
 from s3dsi.storage.paths import unique_for
 
 if TYPE_CHECKING:

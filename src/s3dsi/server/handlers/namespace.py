@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from s3dsi.protocol.entries import Entry
 from s3dsi.protocol.errors import DsiError, NotADirectory
 from s3dsi.protocol.listing import mlst_reply, stat_reply
 from s3dsi.protocol.replies import (
@@ -18,7 +19,6 @@ from s3dsi.protocol.replies import (
     size_reply,
 )
 from s3dsi.protocol.session import Deferred
-from s3dsi.storage.backend import Entry
 
 if TYPE_CHECKING:
     from s3dsi.server.session import Handler, Session
