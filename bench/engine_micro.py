@@ -21,7 +21,8 @@ from datetime import UTC, datetime
 
 import crc32c
 
-from s3dsi.storage.backend import Entry, ObjectInfo, PartInfo, UploadInfo
+from s3dsi.protocol.entries import Entry
+from s3dsi.storage.backend import ObjectInfo, PartInfo, UploadInfo
 from s3dsi.transfer.buffers import BufferPool
 from s3dsi.transfer.download import DownloadEngine
 from s3dsi.transfer.geometry import PartPlan

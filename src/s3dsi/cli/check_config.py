@@ -15,15 +15,16 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from s3dsi.config.arguments import add_config_arguments, settings_from_args
+from s3dsi.config.errors import ConfigError
 from s3dsi.config.loader import BOOKKEEPING_FIELDS, is_per_user_path
 from s3dsi.config.settings import Settings
-from s3dsi.config.values import format_size, parse_s3_debug
+from s3dsi.config.values import format_size
 from s3dsi.daemon.accounts import Account, AccountError
 from s3dsi.daemon.statedir import JOURNAL_SUBDIR, service_state_problem
 from s3dsi.identity.passwords import PasswordFile, PasswordFileError
 from s3dsi.identity.usermap import MapError, UserMap
+from s3dsi.observability.levels import parse_s3_debug
 from s3dsi.observability.logging import REDACTED, is_secret_name, redact_text
-from s3dsi.protocol.errors import ConfigError
 
 _SIZE_FIELDS = frozenset({"part_size_min", "part_size_max", "memory_budget"})
 

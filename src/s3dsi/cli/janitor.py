@@ -14,9 +14,9 @@ import sys
 from typing import Any
 
 from s3dsi.config.arguments import add_config_arguments, settings_from_args
+from s3dsi.config.errors import ConfigError
 from s3dsi.config.settings import Settings
 from s3dsi.daemon.accounts import Account, AccountError, PrivilegeError, drop_privileges
-from s3dsi.protocol.errors import ConfigError
 from s3dsi.server.backends import MapFileBackends
 from s3dsi.storage.s3 import S3BackendFactory
 from s3dsi.storage.s3clients import S3Config

@@ -12,6 +12,7 @@ import sys
 from typing import Any, TextIO
 
 from s3dsi.config.arguments import add_config_arguments, settings_from_args
+from s3dsi.config.errors import ConfigError
 from s3dsi.identity.securefile import admin_owner_uid
 from s3dsi.identity.usermap import (
     MapError,
@@ -22,7 +23,6 @@ from s3dsi.identity.usermap import (
     write_map_text,
 )
 from s3dsi.observability.logging import REDACTED, register_secret
-from s3dsi.protocol.errors import ConfigError
 
 
 class CommandError(Exception):

@@ -12,6 +12,7 @@ import sys
 from typing import Any, TextIO
 
 from s3dsi.config.arguments import add_config_arguments, settings_from_args
+from s3dsi.config.errors import ConfigError
 from s3dsi.identity.passwords import (
     MAX_PASSWORD_CHARS,
     PasswordFileError,
@@ -20,7 +21,6 @@ from s3dsi.identity.passwords import (
 )
 from s3dsi.identity.securefile import admin_owner_uid
 from s3dsi.observability.logging import register_secret
-from s3dsi.protocol.errors import ConfigError
 
 
 class CommandError(Exception):

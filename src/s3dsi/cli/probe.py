@@ -17,11 +17,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from s3dsi.cli.policy import ACCESS_LEVELS
 from s3dsi.config.arguments import add_config_arguments, settings_from_args
+from s3dsi.config.errors import ConfigError
 from s3dsi.config.settings import Settings
 from s3dsi.daemon.accounts import Account, AccountError
 from s3dsi.daemon.userbackends import map_path_for
 from s3dsi.identity.usermap import MapEntry, MapError, UserMap
-from s3dsi.protocol.errors import ConfigError
 from s3dsi.server.backends import default_map_path
 from s3dsi.storage.s3clients import ClientPool, S3Config, S3Credentials
 

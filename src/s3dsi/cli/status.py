@@ -9,9 +9,9 @@ import time
 from typing import Any, TextIO
 
 from s3dsi.config.arguments import add_config_arguments, settings_from_args
+from s3dsi.config.errors import ConfigError
 from s3dsi.daemon.admin import AdminError, DaemonStatus, SessionSnapshot, query
 from s3dsi.daemon.sockets import admin_socket_candidates, present
-from s3dsi.protocol.errors import ConfigError
 
 
 def register(subparsers: Any) -> None:

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any, Literal, get_args, get_origin
 
 from s3dsi.config import values as v
+from s3dsi.config.errors import ConfigError
 from s3dsi.config.gridftp_conf import ConfLine, directory_files, parse_conf
 from s3dsi.config.options import (
     FIELD_PARSERS,
@@ -31,8 +32,8 @@ from s3dsi.config.options import (
 from s3dsi.config.s3_conf import KeyValue, parse_s3_conf
 from s3dsi.config.settings import MIN_NAMESPACE_THREADS, Settings
 from s3dsi.config.textfile import TextFileError, read_text_file
+from s3dsi.observability.levels import parse_gt_log_level
 from s3dsi.observability.logging import is_secret_name, register_secret
-from s3dsi.protocol.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "/etc/gridftp.conf"
 FALLBACK_CONFIG_FILE = "/etc/grid-security/gridftp.conf"  # read when the default is missing
@@ -310,7 +311,7 @@ def _validate(draft: _Draft) -> None:
     if val["load_dsi_module"] != "s3":
         raise _fail(draft, "load_dsi_module", "s3dsi only provides the 's3' DSI")
     try:
-        v.parse_gt_log_level(str(val["log_level"]))
+        parse_gt_log_level(str(val["log_level"]))
     except ValueError as exc:
         raise _fail(draft, "log_level", f"expected {exc}") from None
     _validate_parts(draft)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from s3dsi.config import values as v
+from s3dsi.observability.levels import parse_s3_debug
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ def _dsi(text: str) -> str:
 
 
 def _s3_debug(text: str) -> str:
-    v.parse_s3_debug(text)
+    parse_s3_debug(text)
     return text.strip()
 
 

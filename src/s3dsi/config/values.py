@@ -12,6 +12,7 @@ import re
 from urllib.parse import urlsplit
 
 from s3dsi.config.settings import MiB
+from s3dsi.observability.levels import parse_gt_log_level
 
 _SIZE_RE = re.compile(r"(-?[0-9]+)\s*([kmgt]?)(i?b)?", re.IGNORECASE)
 _POWER = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
@@ -20,8 +21,6 @@ _DURATION_RE = re.compile(r"([0-9]+)\s*([smhd]?)", re.IGNORECASE)
 # "²", "٣" or "1_0" (and int() then refuses "²" in words that are not the option's).
 _DIGITS = re.compile(r"[0-9]+")
 _DURATION_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-GT_LOG_BITS = {"ERROR": 0x01, "WARN": 0x02, "TRANSFER": 0x04, "INFO": 0x08, "DUMP": 0x10, "ALL": 0xFF}
 
 CHECKSUM_ALGORITHMS = ("MD5", "ADLER32", "CRC32", "CRC32C", "SHA1", "SHA256", "SHA512")
 AWS_STORAGE_CLASSES = frozenset({
@@ -108,43 +107,10 @@ def parse_port_range(text: str) -> tuple[int, int]:
     return low, high
 
 
-def parse_gt_log_level(text: str) -> int:
-    """The reference server's log_level: a comma list of level names, or a number (1-255).
-
-    A number N enables itself and every lower level, as the reference computes it; the result is the
-    bit mask of GT categories (ERROR 1, WARN 2, TRANSFER 4, INFO 8, DUMP 16).
-    """
-    value = text.strip()
-    if _DIGITS.fullmatch(value):
-        mask = int(value)
-        if mask > 255:
-            raise ValueError("a comma list of ERROR, WARN, INFO, TRANSFER, DUMP, ALL, or a number 0-255")
-        if mask > 1:
-            mask |= (mask >> 1) | ((mask >> 1) - 1)
-        return mask & 0xFF
-    mask = 0
-    for name in value.split(","):
-        bit = GT_LOG_BITS.get(name.strip().upper())
-        if bit is None:
-            raise ValueError("a comma list of ERROR, WARN, INFO, TRANSFER, DUMP, ALL, or a number 0-255")
-        mask |= bit
-    return mask
-
-
 def normalise_log_level(text: str) -> str:
     parse_gt_log_level(text)
     value = text.strip()
     return value if _DIGITS.fullmatch(value) else ",".join(n.strip().upper() for n in value.split(","))
-
-
-def parse_s3_debug(text: str) -> tuple[int, str | None]:
-    """``GLOBUS_S3_DEBUG``: ``LEVEL[,PATH]`` (a number bit mask and an optional log path)."""
-    level_text, _, path = text.partition(",")
-    level_text = level_text.strip()
-    if not _DIGITS.fullmatch(level_text):
-        raise ValueError('"LEVEL[,PATH]" with LEVEL a number, e.g. "1023,/var/log/s3.log"')
-    path = path.strip()
-    return int(level_text), (path or None)
 
 
 def parse_endpoint_url(text: str) -> str:

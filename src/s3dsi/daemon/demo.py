@@ -25,10 +25,11 @@ from botocore.config import Config
 from s3dsi.config.settings import Settings
 from s3dsi.daemon.accounts import Account, AccountError, PrivilegeError, drop_privileges
 from s3dsi.daemon.demostore import STDLIB_ON_DEMAND, DemoStore, DemoStoreError, preload
+from s3dsi.daemon.eventloop import run_loop
 from s3dsi.daemon.model import ProcessModel
 from s3dsi.daemon.runtime import SingleProcessRuntime
 from s3dsi.daemon.services import S3Factories, apply_logging
-from s3dsi.daemon.startup import StartupError, open_listeners, run_loop
+from s3dsi.daemon.startup import StartupError, open_listeners
 from s3dsi.identity.auth import Authenticator
 from s3dsi.identity.passwords import PasswordFile, hash_password
 from s3dsi.observability.transferlog import TransferLog

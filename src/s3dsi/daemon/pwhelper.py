@@ -30,12 +30,12 @@ import sys
 import threading
 from dataclasses import dataclass
 
+from s3dsi.config.errors import ConfigError
 from s3dsi.config.settings import Settings
-from s3dsi.config.values import parse_s3_debug
 from s3dsi.daemon.configsource import ConfigSource
 from s3dsi.identity.securefile import FilePolicy, read_checked
+from s3dsi.observability.levels import parse_s3_debug
 from s3dsi.observability.logfiles import LOG_FILE_MODE, LOG_OPEN_FLAGS
-from s3dsi.protocol.errors import ConfigError
 
 _HEADER = struct.Struct(">I")
 REQUEST = b"R"

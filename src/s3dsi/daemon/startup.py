@@ -8,15 +8,15 @@ the daemon proper.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
-from collections.abc import Coroutine
-from typing import Any, TextIO
+from typing import TextIO
 
+from s3dsi.config.errors import ConfigError
 from s3dsi.config.settings import Settings
 from s3dsi.daemon.accounts import Account, PrivilegeError, can_switch_users, drop_privileges
 from s3dsi.daemon.configsource import ConfigSource
+from s3dsi.daemon.eventloop import run_loop
 from s3dsi.daemon.model import ProcessModel, ProcessPlan, StartupRefused, choose_process_model
 from s3dsi.daemon.pwhelper import PasswordHelper
 from s3dsi.daemon.runtime import Listeners, Reloaded, SingleProcessRuntime
@@ -34,7 +34,6 @@ from s3dsi.identity.passwords import PasswordFileError
 from s3dsi.observability.logging import get_logger
 from s3dsi.observability.metrics import Metrics, prometheus_available
 from s3dsi.observability.transferlog import TransferLog
-from s3dsi.protocol.errors import ConfigError
 
 log = get_logger("s3dsi.daemon")
 
@@ -45,19 +44,6 @@ class StartupError(Exception):
     def __init__(self, message: str, status: int = 2) -> None:
         super().__init__(message)
         self.status = status
-
-
-def install_uvloop() -> None:
-    try:
-        import uvloop  # noqa: PLC0415
-    except ImportError:
-        return
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-
-
-def run_loop(main: Coroutine[Any, Any, int]) -> int:
-    install_uvloop()
-    return asyncio.run(main)
 
 
 def open_listeners(settings: Settings, owner: Account | None) -> Listeners:

@@ -204,7 +204,7 @@ class Supervisor:
             for other in self.children.values():
                 other.pipe.close()
             from s3dsi.daemon.child import SessionProcess  # noqa: PLC0415
-            from s3dsi.daemon.startup import run_loop  # noqa: PLC0415
+            from s3dsi.daemon.eventloop import run_loop  # noqa: PLC0415
 
             process = SessionProcess(conn, self.settings, self.authenticator, pipe, self.transfer_log,
                                      metrics=self.metrics_on, number=number,

@@ -17,17 +17,32 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, Literal, Protocol, TextIO
 from urllib.parse import quote
 
 import structlog
 
-from s3dsi.config.settings import Settings
-from s3dsi.config.values import GT_LOG_BITS, parse_gt_log_level, parse_s3_debug
+from s3dsi.observability.levels import GT_LOG_BITS, parse_gt_log_level, parse_s3_debug
 from s3dsi.observability.logfiles import LogOpener, LogStreams
 
 REDACTED = "***"
 TRANSFER_LOGGER = "s3dsi.transfer.stats"  # "Transfer stats" events: log_transfer file, TRANSFER level
+
+
+class LogSettings(Protocol):
+    """What logging reads from the daemon's ``Settings`` (which satisfies this), named here so that
+    logging depends on nothing else in the daemon."""
+
+    @property
+    def log_level(self) -> str: ...
+    @property
+    def log_format(self) -> Literal["kv", "json"]: ...
+    @property
+    def log_single(self) -> str | None: ...
+    @property
+    def log_transfer(self) -> str | None: ...
+    @property
+    def s3_debug(self) -> str | None: ...
 S3_DEBUG_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3")
 S3_LAYER_LOGGER = "s3dsi.storage"
 MIN_SECRET_LENGTH = 4  # shorter values would blank out ordinary words all over the log
@@ -254,7 +269,7 @@ _destinations: dict[str, str | None] = {}  # setting -> the file it writes to no
 _lock = threading.Lock()
 
 
-def configure_logging(settings: Settings, stream: TextIO | None = None, *,
+def configure_logging(settings: LogSettings, stream: TextIO | None = None, *,
                       opener: LogOpener | None = None) -> None:
     """Install the process's handlers from ``settings``; safe to call again (replaces what it installed).
 
@@ -269,7 +284,7 @@ def configure_logging(settings: Settings, stream: TextIO | None = None, *,
         _configure(settings, stream, opener, strict=True)
 
 
-def reconfigure_logging(settings: Settings, stream: TextIO | None = None, *,
+def reconfigure_logging(settings: LogSettings, stream: TextIO | None = None, *,
                         opener: LogOpener | None = None) -> list[LogFileProblem]:
     """configure_logging for a running process (SIGHUP): levels and format always take effect; output
     whose file cannot be opened keeps its previous destination (or, when it had none, goes to the stream
@@ -290,7 +305,7 @@ def _fallback(setting: str, out: TextIO) -> tuple[TextIO | None, str | None, str
     return None, None, "nowhere"
 
 
-def _configure(settings: Settings, stream: TextIO | None, opener: LogOpener | None,
+def _configure(settings: LogSettings, stream: TextIO | None, opener: LogOpener | None,
                strict: bool) -> list[LogFileProblem]:
     out = stream if stream is not None else sys.stderr
     threshold = stdlib_level(settings.log_level)

@@ -176,7 +176,3 @@ class BackendUnavailable(DsiError):
     globus_type = "INTERNAL_ERROR"
     errno = _errno.EIO
     default_text = "Object store unavailable"
-
-
-class ConfigError(Exception):
-    """A configuration problem found at start-up; the message names file, line and expectation."""

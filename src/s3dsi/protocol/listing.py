@@ -26,8 +26,8 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
+from s3dsi.protocol.entries import Entry
 from s3dsi.protocol.replies import Reply, ftp_timestamp, sanitize
-from s3dsi.storage.backend import Entry
 
 SUPPORTED_FACTS: Final = ("Type", "Modify", "Charset", "Size", "Perm", "UNIX.mode", "UNIX.owner",
                           "UNIX.group", "Unique", "X.count")

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import socket
 import sys
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TextIO
 
@@ -14,8 +15,8 @@ from s3dsi.observability.logging import get_logger
 from s3dsi.protocol.replies import Reply
 from s3dsi.server.context import Authenticator, BackendProvider, DaemonContext
 from s3dsi.server.control import ControlStream
-from s3dsi.server.handlers import HANDLERS
-from s3dsi.server.session import Session
+from s3dsi.server.handlers import handler_table
+from s3dsi.server.session import Handler, Session
 from s3dsi.transfer.buffers import BufferPool
 from s3dsi.transfer.journal import UploadJournal
 from s3dsi.transfer.resume import sweep
@@ -28,6 +29,8 @@ class Daemon:
     def __init__(self, settings: Settings, *, authenticator: Authenticator, backends: BackendProvider,
                  stdout: TextIO | None = None) -> None:
         self.settings = settings
+        # the verb -> handler table every session of this daemon dispatches with, built here, once
+        self.handlers: Mapping[str, Handler] = handler_table()
         self.ctx = DaemonContext(
             settings=settings,
             authenticator=authenticator,
@@ -98,7 +101,7 @@ class Daemon:
                 await stream.close()
                 return
             session = Session(self.ctx, stream, peer=(str(peer[0]), int(peer[1])),
-                              local=(str(local[0]), int(local[1])), handlers=HANDLERS)
+                              local=(str(local[0]), int(local[1])), handlers=self.handlers)
             self.ctx.sessions.add(session)
             if self.ctx.on_session_opened is not None:
                 self.ctx.on_session_opened()

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import itertools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from s3dsi.observability.logging import get_logger
@@ -32,7 +32,6 @@ from s3dsi.protocol.session import Deferred, ProtocolCore
 from s3dsi.server.context import DaemonContext
 from s3dsi.server.control import ControlStream
 from s3dsi.server.data.channels import DataChannels
-from s3dsi.server.handlers.registry import Handler
 from s3dsi.storage.backend import Backend
 from s3dsi.transfer.checksums import ALGORITHMS
 
@@ -79,9 +78,13 @@ class RunningTransfer:
             self.task.cancel()
 
 
+# A handler answers one deferred command; the tables come from s3dsi.server.handlers.
+Handler = Callable[["Session", Deferred], Awaitable[None]]
+
+
 class Session:
     def __init__(self, ctx: DaemonContext, stream: ControlStream, *, peer: tuple[str, int],
-                 local: tuple[str, int], handlers: dict[str, Handler]) -> None:
+                 local: tuple[str, int], handlers: Mapping[str, Handler]) -> None:
         self.ctx = ctx
         self.stream = stream
         self.peer = peer

@@ -7,6 +7,10 @@ absolute, already normalised by the protocol layer: ``/`` (the bucket list), ``/
 
 Failures are raised as ``s3dsi.protocol.errors.DsiError`` subclasses, never as boto3 exceptions.
 A back end instance is bound to one set of credentials (one logged-in user).
+
+Both back ends implement this protocol with one namespace layer (``s3dsi.storage.namespace``) over an
+object store (``s3dsi.storage.store``): S3 itself, or an in-memory fake of it. ETags, here and
+everywhere in storage, are the bare value without HTTP quotes.
 """
 
 from __future__ import annotations
@@ -16,24 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-
-@dataclass(frozen=True)
-class Entry:
-    """One name in a directory listing, or the result of a stat.
-
-    ``unique`` is stable for the same path and distinct between paths (GridFTP clients skip a
-    directory whose Unique they have already seen). ``modified`` is UTC; None for prefixes that have
-    no marker object (listings then show a fixed time). ETags, here and everywhere in this
-    module, are the bare value without HTTP quotes (``"d41d8cd9..."`` → ``d41d8cd9...``).
-    """
-
-    name: str
-    is_dir: bool
-    size: int
-    modified: datetime | None
-    unique: str
-    etag: str | None = None
-    storage_class: str | None = None
+from s3dsi.protocol.entries import Entry
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,19 @@
-"""``S3Backend``: the Backend protocol on Amazon S3 and S3-compatible stores; ``S3BackendFactory`` makes one
-per logged-in user from the process-wide client pool and bucket-region cache.
+"""``S3Store``: the object-store seam on Amazon S3 and S3-compatible stores; ``S3Backend``: the namespace
+layer on it; ``S3BackendFactory`` makes one per logged-in user from the process-wide client pool and
+bucket-region cache.
 
-Namespace: ``/`` is ListBuckets; common prefixes are directories; a zero-byte ``dir/`` marker makes
-an empty directory exist. A name that is both an object and a prefix stats as the object and lists
-as the prefix. Buckets of other accounts are reached by path: each bucket's region is learnt once per
-process from HeadBucket (``x-amz-bucket-region``, also sent with 301/403) and served by a client of
-that region.
+Everything S3-specific is here or in the ``s3*`` modules beside it: buckets of other accounts are
+reached by path, each bucket's region learnt once per process from HeadBucket (``x-amz-bucket-region``,
+also sent with 301/403) and served by a client of that region; botocore failures become ``DsiError``s in
+``s3errors``; ranged GETs read straight into the caller's buffer and are retried when the body breaks
+off; renames above ``multipart_copy_threshold`` copy in parts. Directories are the namespace layer's
+(``s3dsi.storage.namespace``).
 """
 
 from __future__ import annotations
 
 import http.client
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,38 +26,22 @@ from botocore.exceptions import (
     ResponseStreamingError,
 )
 
-from s3dsi.protocol.errors import (
-    DirectoryNotEmpty,
-    DsiError,
-    IsADirectory,
-    NotADirectory,
-    NotSupported,
-    ObjectChanged,
-    PathExists,
-    PathNotFound,
-    PermissionDenied,
-)
+from s3dsi.protocol.errors import DsiError, PathNotFound
 from s3dsi.storage import s3errors
-from s3dsi.storage.backend import Entry, ObjectInfo, PartInfo, UploadInfo
-from s3dsi.storage.paths import (
-    S3Path,
-    check_bucket_name,
-    check_key,
-    parse_path,
-    quote_etag,
-    strip_etag,
-    unique_for,
-)
+from s3dsi.storage.backend import ObjectInfo, PartInfo, UploadInfo
+from s3dsi.storage.namespace import Namespace, object_info
+from s3dsi.storage.paths import S3Path, quote_etag, strip_etag
 from s3dsi.storage.s3clients import BucketRegions, ClientPool, S3Config, S3Credentials
 from s3dsi.storage.s3copy import CopySource, copy_object, multipart_copy
 from s3dsi.storage.s3io import read_body_into, utc_seconds
 from s3dsi.storage.s3uploads import S3Writer
+from s3dsi.storage.store import BucketListing, KeyPage, ListedKey, ObjectHead
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3.type_defs import HeadObjectOutputTypeDef, ObjectTypeDef
+    from mypy_boto3_s3.type_defs import HeadObjectOutputTypeDef
 
-__all__ = ["S3Backend", "S3BackendFactory", "S3Config", "S3Credentials"]
+__all__ = ["S3Backend", "S3BackendFactory", "S3Config", "S3Credentials", "S3Store"]
 
 _S3_FAILURES = (ClientError, BotoCoreError)
 # What breaking off mid-body looks like, through urllib3 (botocore's wrappers) or straight from the socket.
@@ -89,33 +75,45 @@ class S3BackendFactory:
         return S3Backend(self, S3Credentials(access_key_id, secret_access_key, session_token))
 
 
-class S3Backend:
-    """One user's view of S3 (thread-safe: botocore clients are, and our own state is locked)."""
+class S3Backend(Namespace):
+    """One user's view of S3: the namespace layer on that user's ``S3Store``."""
+
+    store: S3Store
+
+    def __init__(self, factory: S3BackendFactory, credentials: S3Credentials) -> None:
+        super().__init__(S3Store(factory, credentials))
+
+    def __repr__(self) -> str:
+        return f"S3Backend(access_key_id={self.store.credentials.access_key_id!r})"
+
+
+class S3Store:
+    """One user's S3 requests (thread-safe: botocore clients are, and our own state is locked)."""
 
     def __init__(self, factory: S3BackendFactory, credentials: S3Credentials) -> None:
         self._factory = factory
         self._config = factory.config
-        self._credentials = credentials
+        self.credentials = credentials
         self._writer = S3Writer(self._config, self._fail)
 
     def __repr__(self) -> str:
-        return f"S3Backend(access_key_id={self._credentials.access_key_id!r})"
+        return f"S3Store(access_key_id={self.credentials.access_key_id!r})"
 
     # -- plumbing --------------------------------------------------------------------------------------
     def _fail(self, exc: BaseException, target: S3Path | str, operation: str) -> DsiError:
         path = target.path if isinstance(target, S3Path) else target
         if isinstance(target, S3Path) and s3errors.is_redirect(exc):
             self._factory.regions.forget(target.bucket)
-        return s3errors.translate(exc, path=path, operation=operation, secrets=self._credentials.secrets)
+        return s3errors.translate(exc, path=path, operation=operation, secrets=self.credentials.secrets)
 
     def _home_client(self) -> S3Client:
-        return self._factory.clients.client(self._credentials, self._config.region)
+        return self._factory.clients.client(self.credentials, self._config.region)
 
     def _client(self, target: S3Path, operation: str) -> S3Client:
         region = self._factory.regions.get(target.bucket)
         if region is None:
             region = self._probe(target.bucket, operation).region
-        return self._factory.clients.client(self._credentials, region)
+        return self._factory.clients.client(self.credentials, region)
 
     def _probe(self, bucket: str, operation: str) -> _BucketProbe:
         """HeadBucket: PathNotFound if the bucket does not exist, else its region (now cached)."""
@@ -144,135 +142,29 @@ class S3Backend:
                 return None
             raise self._fail(exc, target, operation) from exc
 
-    def _keys_under(self, client: S3Client, target: S3Path, prefix: str, operation: str,
-                    limit: int = 1) -> list[ObjectTypeDef]:
-        """The first ``limit`` keys starting with ``prefix`` (a directory marker sorts first)."""
-        try:
-            response = client.list_objects_v2(Bucket=target.bucket, Prefix=prefix, MaxKeys=limit)
-        except _S3_FAILURES as exc:
-            raise self._fail(exc, target, operation) from exc
-        return response.get("Contents", [])
+    @staticmethod
+    def _object_head(head: HeadObjectOutputTypeDef) -> ObjectHead:
+        return ObjectHead(size=head["ContentLength"], etag=strip_etag(head["ETag"]),
+                          modified=utc_seconds(head["LastModified"]),
+                          storage_class=head.get("StorageClass", "STANDARD"),
+                          tag_count=head.get("TagCount", 0), restore=head.get("Restore"),
+                          archive_status=head.get("ArchiveStatus"))
 
-    def _require_parent(self, client: S3Client, target: S3Path, operation: str) -> None:
-        if target.parent_prefix and not self._keys_under(client, target, target.parent_prefix, operation):
-            # gfal2 derives errno from this text ("No such file" -> ENOENT); mkdir -p relies on it
-            raise PathNotFound(f"{target.path}: No such file or directory (parent directory does not exist)",
-                               operation=operation)
-
-    def _object_entry(self, target: S3Path, head: HeadObjectOutputTypeDef) -> Entry:
-        return Entry(name=target.name, is_dir=False, size=head["ContentLength"],
-                     modified=utc_seconds(head["LastModified"]), unique=unique_for(target.path),
-                     etag=strip_etag(head["ETag"]), storage_class=head.get("StorageClass", "STANDARD"))
-
-    # -- namespace -------------------------------------------------------------------------------------
-    def stat(self, path: str) -> Entry:
-        target = parse_path(path)
-        if target.is_root:
-            return Entry("/", True, 0, None, unique_for("/"))
-        if target.is_bucket:
-            self._probe(target.bucket, "stat")  # a 403 still proves the bucket exists
-            return Entry(target.name, True, 0, None, unique_for(target.path))
-        client = self._client(target, "stat")
-        head = self._head(client, target, "stat")
-        if head is not None:
-            return self._object_entry(target, head)
-        under = self._keys_under(client, target, target.dir_prefix, "stat")
-        if not under:
-            raise PathNotFound(f"{path}: No such file or directory", operation="stat")
-        marker = under[0] if under[0]["Key"] == target.marker_key else None
-        return Entry(target.name, True, 0, utc_seconds(marker["LastModified"]) if marker else None,
-                     unique_for(target.path))
-
-    def list_pages(self, path: str) -> Iterator[list[Entry]]:
-        """The first page is fetched before returning, so a missing path fails here, not mid-iteration."""
-        target = parse_path(path)
-        if target.is_root:
-            return self._bucket_pages()
-        client = self._client(target, "list")
-        entries, token, anything = self._list_page(client, target, None)
-        if not anything and not target.is_bucket:
-            if self._head(client, target, "list") is not None:
-                raise NotADirectory(f"{path}: Not a directory", operation="list")
-            raise PathNotFound(f"{path}: No such file or directory", operation="list")
-        return self._more_pages(client, target, entries, token)
-
-    def _more_pages(self, client: S3Client, target: S3Path, entries: list[Entry],
-                    token: str | None) -> Iterator[list[Entry]]:
-        if entries:
-            yield entries
-        while token:
-            entries, token, _ = self._list_page(client, target, token)
-            if entries:
-                yield entries
-
-    def _list_page(self, client: S3Client, target: S3Path,
-                   token: str | None) -> tuple[list[Entry], str | None, bool]:
-        prefix = target.dir_prefix
+    # -- buckets ---------------------------------------------------------------------------------------
+    def list_buckets(self, token: str | None) -> BucketListing:
         extra: dict[str, Any] = {"ContinuationToken": token} if token else {}
         try:
-            page = client.list_objects_v2(Bucket=target.bucket, Prefix=prefix, Delimiter="/", **extra)
+            response = self._home_client().list_buckets(**extra)
         except _S3_FAILURES as exc:
-            raise self._fail(exc, target, "list") from exc
-        entries: list[Entry] = []
-        for common in page.get("CommonPrefixes", []):
-            name = common["Prefix"][len(prefix):-1]
-            if name:  # "dir//x" has an empty segment no path can name
-                entries.append(Entry(name, True, 0, None, unique_for(target.child(name))))
-        for obj in page.get("Contents", []):
-            name = obj["Key"][len(prefix):]
-            if name:  # the directory's own marker
-                entries.append(Entry(name, False, obj["Size"], utc_seconds(obj["LastModified"]),
-                                     unique_for(target.child(name)), strip_etag(obj.get("ETag", "")),
-                                     obj.get("StorageClass", "STANDARD")))
-        entries.sort(key=lambda e: f"{e.name}/" if e.is_dir else e.name)  # S3's key order, as one list
-        anything = bool(page.get("Contents") or page.get("CommonPrefixes"))
-        next_token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
-        return entries, next_token, anything
+            raise self._fail(exc, "/", "list") from exc
+        names = [(b["Name"], utc_seconds(b["CreationDate"]) if b.get("CreationDate") else None)
+                 for b in response.get("Buckets", [])]
+        return BucketListing(names, response.get("ContinuationToken") or None)
 
-    def _bucket_pages(self) -> Iterator[list[Entry]]:
-        root = parse_path("/")
-        try:
-            response = self._home_client().list_buckets()
-        except _S3_FAILURES as exc:
-            raise self._fail(exc, root, "list") from exc
-        return self._bucket_pages_from(response)
+    def check_bucket(self, target: S3Path, operation: str) -> None:
+        self._probe(target.bucket, operation)  # a 403 still proves the bucket exists
 
-    def _bucket_pages_from(self, response: Any) -> Iterator[list[Entry]]:
-        while True:
-            buckets = [Entry(b["Name"], True, 0,
-                             utc_seconds(b["CreationDate"]) if b.get("CreationDate") else None,
-                             unique_for(f"/{b['Name']}")) for b in response.get("Buckets", [])]
-            for start in range(0, len(buckets), 1000):
-                yield buckets[start:start + 1000]
-            token = response.get("ContinuationToken")
-            if not token:
-                return
-            try:
-                response = self._home_client().list_buckets(ContinuationToken=token)
-            except _S3_FAILURES as exc:
-                raise self._fail(exc, "/", "list") from exc
-
-    def mkdir(self, path: str) -> None:
-        target = parse_path(path)
-        if target.is_root:
-            raise PathExists("/: File exists", operation="mkdir")
-        if target.is_bucket:
-            self._create_bucket(target)
-            return
-        check_key(target)
-        client = self._client(target, "mkdir")
-        if self._head(client, target, "mkdir") is not None:
-            raise PathExists(f"{path}: a file of that name exists", operation="mkdir")
-        if self._keys_under(client, target, target.marker_key, "mkdir"):
-            raise PathExists(f"{path}: File exists", operation="mkdir")
-        self._require_parent(client, target, "mkdir")
-        try:
-            client.put_object(Bucket=target.bucket, Key=target.marker_key, Body=b"")
-        except _S3_FAILURES as exc:
-            raise self._fail(exc, target, "mkdir") from exc
-
-    def _create_bucket(self, target: S3Path) -> None:
-        check_bucket_name(target.bucket)
+    def create_bucket(self, target: S3Path) -> None:
         # us-east-1 answers 200 to re-creating one's own bucket, so look first.
         try:
             probe = self._probe(target.bucket, "mkdir")
@@ -292,116 +184,83 @@ class S3Backend:
             raise self._fail(exc, target, "mkdir") from exc
         self._factory.regions.put(target.bucket, region)
 
-    def rmdir(self, path: str) -> None:
-        target = parse_path(path)
-        if target.is_root:
-            raise PermissionDenied("/: the bucket list cannot be removed", operation="rmdir")
+    def delete_bucket(self, target: S3Path) -> None:
         client = self._client(target, "rmdir")
-        if target.is_bucket:
-            try:
-                client.delete_bucket(Bucket=target.bucket)
-            except _S3_FAILURES as exc:
-                raise self._fail(exc, target, "rmdir") from exc
-            self._factory.regions.forget(target.bucket)
-            return
-        under = self._keys_under(client, target, target.marker_key, "rmdir", limit=2)
-        if not under:
-            if self._head(client, target, "rmdir") is not None:
-                raise NotADirectory(f"{path}: Not a directory", operation="rmdir")
-            raise PathNotFound(f"{path}: No such file or directory", operation="rmdir")
-        if len(under) > 1 or under[0]["Key"] != target.marker_key:
-            raise DirectoryNotEmpty(f"{path}: Directory not empty", operation="rmdir")
-        self._delete_key(client, target, target.marker_key, "rmdir")
-        self._keep_parent(client, target, "rmdir")
+        try:
+            client.delete_bucket(Bucket=target.bucket)
+        except _S3_FAILURES as exc:
+            raise self._fail(exc, target, "rmdir") from exc
+        self._factory.regions.forget(target.bucket)
 
-    def _delete_key(self, client: S3Client, target: S3Path, key: str, operation: str) -> None:
+    # -- keys ------------------------------------------------------------------------------------------
+    def head(self, target: S3Path, operation: str) -> ObjectHead | None:
+        head = self._head(self._client(target, operation), target, operation)
+        return self._object_head(head) if head is not None else None
+
+    def list_keys(self, target: S3Path, prefix: str, operation: str, *, delimited: bool = False,
+                  limit: int | None = None, token: str | None = None) -> KeyPage:
+        extra: dict[str, Any] = {}
+        if delimited:
+            extra["Delimiter"] = "/"
+        if limit is not None:
+            extra["MaxKeys"] = limit
+        if token:
+            extra["ContinuationToken"] = token
+        client = self._client(target, operation)
+        try:
+            page = client.list_objects_v2(Bucket=target.bucket, Prefix=prefix, **extra)
+        except _S3_FAILURES as exc:
+            raise self._fail(exc, target, operation) from exc
+        keys = [ListedKey(obj["Key"], obj["Size"], utc_seconds(obj["LastModified"]),
+                          strip_etag(obj.get("ETag", "")), obj.get("StorageClass", "STANDARD"))
+                for obj in page.get("Contents", [])]
+        prefixes = [common["Prefix"] for common in page.get("CommonPrefixes", [])]
+        next_token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
+        return KeyPage(keys, prefixes, next_token or None)
+
+    def put(self, target: S3Path, data: memoryview, *, crc32c: int | None = None,
+            tags: Mapping[str, str] | None = None) -> ObjectInfo:
+        return self._writer.put_object(self._client(target, "write"), target, data, crc32c=crc32c, tags=tags)
+
+    def put_marker(self, target: S3Path, key: str, operation: str) -> None:
+        client = self._client(target, operation)
+        try:
+            client.put_object(Bucket=target.bucket, Key=key, Body=b"")
+        except _S3_FAILURES as exc:
+            raise self._fail(exc, target, operation) from exc
+
+    def delete(self, target: S3Path, key: str, operation: str) -> None:
+        client = self._client(target, operation)
         try:
             client.delete_object(Bucket=target.bucket, Key=key)
         except _S3_FAILURES as exc:
             raise self._fail(exc, target, operation) from exc
 
-    def delete(self, path: str) -> None:
-        target = parse_path(path)
-        if target.is_root or target.is_bucket:
-            raise IsADirectory(f"{path}: Is a directory", operation="unlink")
-        client = self._client(target, "unlink")
-        if self._head(client, target, "unlink") is None:
-            if self._keys_under(client, target, target.dir_prefix, "unlink"):
-                raise IsADirectory(f"{path}: Is a directory", operation="unlink")
-            raise PathNotFound(f"{path}: No such file or directory", operation="unlink")
-        self._delete_key(client, target, target.key, "unlink")
-        self._keep_parent(client, target, "unlink")
-
-    def _keep_parent(self, client: S3Client, target: S3Path, operation: str) -> None:
-        """Removing the last key under an implicit directory would make the directory vanish; as on a
-        file system it stays, now as an explicit (empty) directory marker."""
-        if not target.parent_prefix or self._keys_under(client, target, target.parent_prefix, operation):
-            return
-        try:
-            client.put_object(Bucket=target.bucket, Key=target.parent_prefix, Body=b"")
-        except _S3_FAILURES as exc:
-            raise self._fail(exc, target, operation) from exc
-
-    def rename(self, src: str, dst: str) -> None:
-        source, dest = parse_path(src), parse_path(dst)
-        if source.is_root or source.is_bucket:
-            raise NotSupported("directory rename is not supported on S3", operation="rename")
-        src_client = self._client(source, "rename")
-        head = self._head(src_client, source, "rename")
-        if head is None:
-            if self._keys_under(src_client, source, source.dir_prefix, "rename"):
-                raise NotSupported("directory rename is not supported on S3", operation="rename")
-            raise PathNotFound(f"{src}: No such file or directory", operation="rename")
-        if source.path == dest.path:
-            return
-        self._check_writable(dest, "rename")
+    def copy(self, source: S3Path, head: ObjectHead, dest: S3Path) -> None:
+        copy = CopySource(source.bucket, source.key, head.etag, head.size, head.storage_class)
         dst_client = self._client(dest, "rename")
-        copy = CopySource(source.bucket, source.key, strip_etag(head["ETag"]), head["ContentLength"],
-                          head.get("StorageClass"))
         try:
             if copy.size <= self._config.multipart_copy_threshold:
                 copy_object(dst_client, copy, dest.bucket, dest.key)
-            else:
-                tags = self._read_tags(src_client, source, "rename")
-                multipart_copy(dst_client, copy, head, tags, bucket=dest.bucket, key=dest.key,
-                               part_size=self._config.copy_part_size, workers=self._config.copy_workers)
+                return
+            # A multipart copy must repeat the source's content headers, metadata and tags itself.
+            src_client = self._client(source, "rename")
+            tags = self._read_tags(src_client, source, "rename")
+            full = self._head(src_client, source, "rename")
+            if full is None:
+                raise s3errors.from_code("NoSuchKey", path=source.path, operation="rename")
+            multipart_copy(dst_client, copy, full, tags, bucket=dest.bucket, key=dest.key,
+                           part_size=self._config.copy_part_size, workers=self._config.copy_workers)
         except _S3_FAILURES as exc:
             raise self._fail(exc, dest, "rename") from exc
-        self._delete_key(src_client, source, source.key, "rename")
-        self._keep_parent(src_client, source, "rename")
 
-    # -- reading ---------------------------------------------------------------------------------------
-    def head_object(self, path: str, *, with_tags: bool = False) -> ObjectInfo:
-        target = parse_path(path)
-        if target.is_root or target.is_bucket:
-            raise IsADirectory(f"{path}: Is a directory", operation="open")
-        client = self._client(target, "open")
-        head = self._head(client, target, "open")
-        if head is None:
-            if self._keys_under(client, target, target.dir_prefix, "open"):
-                raise IsADirectory(f"{path}: Is a directory", operation="open")
-            raise PathNotFound(f"{path}: No such file or directory", operation="open")
-        storage_class = head.get("StorageClass", "STANDARD")
-        archived = s3errors.archived(path, storage_class, head.get("Restore"), head.get("ArchiveStatus"))
-        if archived is not None:
-            raise archived
-        tags: dict[str, str] = {}
-        if with_tags or head.get("TagCount", 0) > 0:
-            tags = self._read_tags(client, target, "open")
-        return ObjectInfo(path=path, size=head["ContentLength"], etag=strip_etag(head["ETag"]),
-                          modified=utc_seconds(head["LastModified"]), storage_class=storage_class, tags=tags)
-
-    def read_range(self, info: ObjectInfo, start: int, into: memoryview) -> int:
-        count = min(len(into), info.size - start)
-        if count <= 0:
-            return 0
-        target = parse_path(info.path)
+    def read_into(self, target: S3Path, etag: str, start: int, into: memoryview) -> int:
         client = self._client(target, "read")
-        view = into.cast("B")[:count] if into.format != "B" else into[:count]
+        count = len(into)
         done, failures = 0, 0
         while done < count:
             try:
-                done += self._get_into(client, target, info.etag, start + done, view[done:])
+                done += self._get_into(client, target, etag, start + done, into[done:])
             except (_ShortRead, *_STREAM_FAILURES) as exc:
                 failures += 1  # the body broke off mid-stream: botocore does not retry that for us
                 if failures >= _READ_ATTEMPTS:
@@ -417,9 +276,6 @@ class S3Backend:
         except _S3_FAILURES as exc:
             if isinstance(exc, ResponseStreamingError | IncompleteReadError):
                 raise
-            if s3errors.is_not_found(exc):
-                raise ObjectChanged(f"{target.path}: object was deleted during the transfer",
-                                    operation="read") from exc
             raise self._fail(exc, target, "read") from exc
         body = response["Body"]
         try:
@@ -439,16 +295,10 @@ class S3Backend:
             raise self._fail(exc, target, operation) from exc
         return {tag["Key"]: tag["Value"] for tag in response.get("TagSet", [])}
 
-    def get_tags(self, path: str) -> dict[str, str]:
-        target = parse_path(path)
-        if target.is_root or target.is_bucket:
-            raise IsADirectory(f"{path}: Is a directory", operation="tags")
-        return self._read_tags(self._client(target, "tags"), target, "tags")
+    def get_tags(self, target: S3Path, operation: str) -> dict[str, str]:
+        return self._read_tags(self._client(target, operation), target, operation)
 
-    def set_tags(self, path: str, tags: Mapping[str, str]) -> bool:
-        target = parse_path(path)
-        if target.is_root or target.is_bucket:
-            raise IsADirectory(f"{path}: Is a directory", operation="tags")
+    def put_tags(self, target: S3Path, tags: Mapping[str, str]) -> bool:
         client = self._client(target, "tags")
         tag_set = [{"Key": k, "Value": v} for k, v in tags.items()]
         try:
@@ -460,48 +310,32 @@ class S3Backend:
             raise self._fail(exc, target, "tags") from exc
         return True
 
-    # -- writing ---------------------------------------------------------------------------------------
-    def check_writable(self, path: str) -> None:
-        self._check_writable(parse_path(path), "open")
-
-    def _check_writable(self, target: S3Path, operation: str) -> None:
-        if target.is_root or target.is_bucket:
-            raise IsADirectory(f"{target.path}: Is a directory", operation=operation)
-        check_key(target)
-        client = self._client(target, operation)
-        if self._keys_under(client, target, target.dir_prefix, operation):
-            raise IsADirectory(f"{target.path}: Is a directory", operation=operation)
-
-    def put_object(self, path: str, data: memoryview, *, crc32c: int | None = None,
-                   tags: Mapping[str, str] | None = None) -> ObjectInfo:
-        target = parse_path(path)
-        check_key(target)
-        return self._writer.put_object(self._client(target, "write"), target, data, crc32c=crc32c, tags=tags)
-
-    def create_upload(self, path: str) -> str:
-        target = parse_path(path)
-        check_key(target)
+    # -- multipart uploads -----------------------------------------------------------------------------
+    def create_upload(self, target: S3Path) -> str:
         return self._writer.create_upload(self._client(target, "write"), target)
 
-    def upload_part(self, path: str, upload_id: str, number: int, data: memoryview, *,
+    def upload_part(self, target: S3Path, upload_id: str, number: int, data: memoryview, *,
                     crc32c: int | None = None) -> str:
-        target = parse_path(path)
         return self._writer.upload_part(self._client(target, "write"), target, upload_id, number, data,
                                         crc32c=crc32c)
 
-    def complete_upload(self, path: str, upload_id: str, parts: list[tuple[int, str]]) -> ObjectInfo:
-        target = parse_path(path)
-        self._writer.complete_upload(self._client(target, "close"), target, upload_id, parts)
-        return self.head_object(path)
+    def complete_upload(self, target: S3Path, upload_id: str, parts: list[tuple[int, str]]) -> ObjectInfo:
+        client = self._client(target, "close")
+        self._writer.complete_upload(client, target, upload_id, parts)
+        # What was stored, as S3 reports it (size, multipart ETag, time); no archive check: an upload in
+        # an archive storage class is complete, not unreadable.
+        head = self._head(client, target, "open")
+        if head is None:
+            raise s3errors.from_code("NoSuchKey", path=target.path, operation="open")  # deleted meanwhile
+        info = self._object_head(head)
+        tags = self._read_tags(client, target, "open") if info.tag_count else {}
+        return object_info(target.path, info, tags)
 
-    def abort_upload(self, path: str, upload_id: str) -> None:
-        target = parse_path(path)
+    def abort_upload(self, target: S3Path, upload_id: str) -> None:
         self._writer.abort_upload(self._client(target, "abort"), target, upload_id)
 
-    def list_uploads(self, path: str) -> list[UploadInfo]:
-        target = parse_path(path)
+    def list_uploads(self, target: S3Path) -> list[UploadInfo]:
         return self._writer.list_uploads(self._client(target, "list"), target)
 
-    def list_parts(self, path: str, upload_id: str) -> list[PartInfo]:
-        target = parse_path(path)
+    def list_parts(self, target: S3Path, upload_id: str) -> list[PartInfo]:
         return self._writer.list_parts(self._client(target, "list"), target, upload_id)

@@ -21,7 +21,7 @@ from s3dsi.protocol.errors import (
     PathNotFound,
 )
 from s3dsi.storage.backend import Backend
-from tests.support.storage import StoreUnderTest
+from tests.support.storage import StoreUnderTest, memory_store, s3_store
 
 MiB = 1024 * 1024
 
@@ -426,3 +426,28 @@ def test_implicit_directory_survives_its_last_file(store: StoreUnderTest) -> Non
     assert b.stat(store.path("imp")).is_dir
     b.rmdir(store.path("imp", "sub"))
     b.rmdir(store.path("imp"))
+
+
+@pytest.fixture(params=["memory", "s3"])
+def archive_class_store(request: pytest.FixtureRequest) -> StoreUnderTest:
+    """New objects go to GLACIER, as with ``storage_class GLACIER`` in the S3 conf."""
+    if request.param == "memory":
+        return memory_store(storage_class="GLACIER")
+    return s3_store(request.getfixturevalue("moto_s3"), request.getfixturevalue("s3_bucket"),
+                    storage_class="GLACIER")
+
+
+def test_upload_into_an_archive_class_completes(archive_class_store: StoreUnderTest) -> None:
+    """Completing a multipart upload reports the stored object; that it cannot be read back before a
+    restore is no reason to fail the upload (S3Backend used to, by checking it as if opening it)."""
+    b, path = archive_class_store.backend, archive_class_store.path("cold")
+    first = os.urandom(5 * MiB)
+    upload_id = b.create_upload(path)
+    parts = [(1, b.upload_part(path, upload_id, 1, memoryview(first))),
+             (2, b.upload_part(path, upload_id, 2, memoryview(b"tail")))]
+    info = b.complete_upload(path, upload_id, parts)
+    assert (info.size, info.storage_class, info.tags) == (5 * MiB + 4, "GLACIER", {})
+    assert info.etag.endswith("-2")
+    assert b.stat(path).etag == info.etag
+    with pytest.raises(ObjectArchived):
+        b.head_object(path)

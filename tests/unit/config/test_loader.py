@@ -12,10 +12,10 @@ import pytest
 
 from s3dsi.config import loader
 from s3dsi.config.arguments import add_config_arguments, settings_from_args
+from s3dsi.config.errors import ConfigError
 from s3dsi.config.loader import SETTING_FIELDS, expand_user_path, load_settings
 from s3dsi.config.settings import MiB, Settings, namespace_threads
 from s3dsi.observability.logging import redact_text
-from s3dsi.protocol.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from s3dsi.config import values as v
+from s3dsi.observability import levels
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -72,36 +73,9 @@ def test_port_range_rejects(text: str) -> None:
         v.parse_port_range(text)
 
 
-@pytest.mark.parametrize(("text", "mask"), [
-    ("ERROR", 0x01), ("error,warn", 0x03), ("ERROR,TRANSFER", 0x05), ("ALL", 0xFF), ("INFO", 0x08),
-    ("1", 1), ("2", 3), ("4", 7), ("8", 15), ("255", 255), ("0", 0),
-])
-def test_gt_log_levels_as_the_reference_computes_them(text: str, mask: int) -> None:
-    assert v.parse_gt_log_level(text) == mask
-
-
-@pytest.mark.parametrize("text", ["VERBOSE", "ERROR,NOPE", "256", "", "-1"])
-def test_bad_log_levels(text: str) -> None:
-    with pytest.raises(ValueError, match="ERROR"):
-        v.parse_gt_log_level(text)
-
-
 def test_normalised_log_level_is_upper_case() -> None:
     assert v.normalise_log_level(" error, warn ") == "ERROR,WARN"
     assert v.normalise_log_level("255") == "255"
-
-
-@pytest.mark.parametrize(("text", "expected"), [
-    ("1023,/var/log/s3.log", (1023, "/var/log/s3.log")), ("1023", (1023, None)), ("0,", (0, None)),
-    (" 7 , /tmp/x ", (7, "/tmp/x")),
-])
-def test_s3_debug(text: str, expected: tuple[int, str | None]) -> None:
-    assert v.parse_s3_debug(text) == expected
-
-
-def test_s3_debug_needs_a_number() -> None:
-    with pytest.raises(ValueError, match="LEVEL"):
-        v.parse_s3_debug("verbose,/tmp/x")
 
 
 @pytest.mark.parametrize(("text", "url"), [
@@ -174,8 +148,8 @@ def test_format_size() -> None:
 
 
 @pytest.mark.parametrize(("parse", "text"), [
-    (v.parse_port_range, "²,3"), (v.parse_port_range, "50000,٥١٠٠٠"), (v.parse_gt_log_level, "²"),
-    (v.parse_gt_log_level, "٣"), (v.parse_s3_debug, "²,/tmp/x"), (v.parse_gt_int, "٣"),
+    (v.parse_port_range, "²,3"), (v.parse_port_range, "50000,٥١٠٠٠"), (levels.parse_gt_log_level, "²"),
+    (levels.parse_gt_log_level, "٣"), (levels.parse_s3_debug, "²,/tmp/x"), (v.parse_gt_int, "٣"),
     (v.parse_size, "٣M"), (v.parse_duration, "٣m"), (v.parse_positive_int, "1_0"),
     (v.parse_positive_int, "٣"), (v.parse_positive_int, "+3"),
 ])

@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from s3dsi.protocol.entries import Entry
 from s3dsi.protocol.listing import (
     DEFAULT_FACTS,
     SUPPORTED_FACTS,
@@ -17,7 +18,6 @@ from s3dsi.protocol.listing import (
     nlst_line,
     stat_reply,
 )
-from s3dsi.storage.backend import Entry
 
 from .transcript import load
 

@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 import crc32c
 import pytest
 
-from s3dsi.protocol.errors import DsiError, ObjectArchived, PathExists, PathNotFound
+from s3dsi.protocol.errors import DsiError, ObjectArchived, ObjectChanged, PathExists, PathNotFound
 from s3dsi.storage.backend import Backend
 from s3dsi.storage.memory import MemoryBackend
+from s3dsi.storage.paths import parse_path
 
 
 @pytest.fixture
@@ -139,3 +140,15 @@ def test_concurrent_part_uploads_and_reads() -> None:
     with ThreadPoolExecutor(8) as pool:
         assert sum(pool.map(read, range(0, info.size, 1000))) == info.size
     assert bytes(out) == b"".join(parts)
+
+
+def test_copy_is_pinned_to_the_etag_seen(memory: MemoryBackend) -> None:
+    """S3's CopySourceIfMatch: a rename never copies a newer object than the one it looked at."""
+    put(memory, "/bkt/a", b"one")
+    source = parse_path("/bkt/a")
+    head = memory.store.head(source, "rename")
+    assert head is not None
+    put(memory, "/bkt/a", b"two")
+    with pytest.raises(ObjectChanged, match="PreconditionFailed"):
+        memory.store.copy(source, head, parse_path("/bkt/b"))
+    assert memory.store.head(parse_path("/bkt/b"), "stat") is None

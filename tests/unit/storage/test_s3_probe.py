@@ -36,7 +36,7 @@ def backend(factory: S3BackendFactory) -> S3Backend:
 
 @pytest.fixture
 def home(factory: S3BackendFactory, backend: S3Backend) -> Iterator[Stubber]:
-    client = factory.clients.client(backend._credentials, "us-east-1")
+    client = factory.clients.client(backend.store.credentials, "us-east-1")
     with Stubber(client) as stubber:
         yield stubber
         stubber.assert_no_pending_responses()

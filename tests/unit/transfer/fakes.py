@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import crc32c as _crc
 
+from s3dsi.protocol.entries import Entry
 from s3dsi.protocol.errors import (
     BackendUnavailable,
     IsADirectory,
@@ -18,7 +19,7 @@ from s3dsi.protocol.errors import (
     PathNotFound,
     PermissionDenied,
 )
-from s3dsi.storage.backend import Entry, ObjectInfo, PartInfo, UploadInfo
+from s3dsi.storage.backend import ObjectInfo, PartInfo, UploadInfo
 
 NOW = datetime(2024, 1, 1, tzinfo=UTC)
 

@@ -8,20 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from s3dsi.protocol.errors import DsiError
 from s3dsi.protocol.markers import cksm_marker
 from s3dsi.protocol.replies import UNKNOWN_CHECKSUM, cksm_reply, transfer_failed_reply
 from s3dsi.protocol.session import Deferred
-from s3dsi.server.handlers.registry import handles
 from s3dsi.transfer.cksm import UnknownChecksumAlgorithm, compute_checksum
 
 if TYPE_CHECKING:
-    from s3dsi.server.session import Session
+    from s3dsi.server.session import Handler, Session
 
 
-@handles("CKSM")
 async def cksm(session: Session, cmd: Deferred) -> None:
     assert cmd.target is not None
     assert cmd.algorithm is not None
@@ -54,3 +53,8 @@ async def cksm(session: Session, cmd: Deferred) -> None:
             ticker.cancel()
             await asyncio.gather(ticker, return_exceptions=True)
     await session.reply(cksm_reply(digest))
+
+
+HANDLERS: Mapping[str, Handler] = {
+    "CKSM": cksm,
+}

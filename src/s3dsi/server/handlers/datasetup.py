@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from s3dsi.protocol.addresses import canonical_ip, same_host_or_allowed
 from s3dsi.protocol.parsing import format_epsv, format_pasv, format_spas
 from s3dsi.protocol.replies import PASSIVE_DELAYED, PORT_OK, Reply
 from s3dsi.protocol.session import Deferred
-from s3dsi.server.handlers.registry import handles
 
 if TYPE_CHECKING:
-    from s3dsi.server.session import Session
+    from s3dsi.server.session import Handler, Session
 
 
 def check_target(session: Session, host: str, port: int) -> Reply | None:
@@ -32,7 +32,6 @@ def _expected(session: Session) -> int | None:
     return None if session.state.mode == "E" else 1
 
 
-@handles("PASV")
 async def pasv(session: Session, cmd: Deferred) -> None:
     if session.state.delayed_pasv:
         session.channels.delayed_passive(expected=_expected(session))
@@ -42,7 +41,6 @@ async def pasv(session: Session, cmd: Deferred) -> None:
     await session.reply(format_pasv(host, port))
 
 
-@handles("EPSV")
 async def epsv(session: Session, cmd: Deferred) -> None:
     arg = (cmd.line.arg or "").strip().upper()
     family = {"1": socket.AF_INET, "2": socket.AF_INET6}.get(arg, socket.AF_UNSPEC)
@@ -50,7 +48,6 @@ async def epsv(session: Session, cmd: Deferred) -> None:
     await session.reply(format_epsv(port))
 
 
-@handles("SPAS")
 async def spas(session: Session, cmd: Deferred) -> None:
     host, port = await session.channels.passive(family=socket.AF_INET, expected=_expected(session))
     extended = (cmd.line.arg or "").strip() == "2"
@@ -67,6 +64,15 @@ async def _set_active(session: Session, targets: list[tuple[str, int]]) -> None:
     await session.reply(PORT_OK)
 
 
-@handles("PORT", "EPRT", "SPOR")
 async def port(session: Session, cmd: Deferred) -> None:
     await _set_active(session, list(cmd.addresses))
+
+
+HANDLERS: Mapping[str, Handler] = {
+    "PASV": pasv,
+    "EPSV": epsv,
+    "SPAS": spas,
+    "PORT": port,
+    "EPRT": port,
+    "SPOR": port,
+}

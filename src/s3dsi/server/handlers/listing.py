@@ -7,10 +7,11 @@ directory of any size costs the memory of one page.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from s3dsi.protocol.entries import Entry
 from s3dsi.protocol.errors import DsiError
 from s3dsi.protocol.listing import list_line, mlsc_line, mlsd_line, nlst_line
 from s3dsi.protocol.paths import basename, parent
@@ -18,14 +19,12 @@ from s3dsi.protocol.replies import Reply, sanitize
 from s3dsi.protocol.session import Deferred
 from s3dsi.server.data.send import BytesSource, Progress
 from s3dsi.server.handlers.namespace import owner_of, stat_target, target_path
-from s3dsi.server.handlers.registry import handles
 from s3dsi.server.handlers.transfers import finish_transfer, send_data
 from s3dsi.server.session import RunningTransfer
-from s3dsi.storage.backend import Entry
 from s3dsi.storage.paths import unique_for
 
 if TYPE_CHECKING:
-    from s3dsi.server.session import Session
+    from s3dsi.server.session import Handler, Session
 
 LineFormat = Callable[[Entry, str | None, str | None], bytes]  # entry, shown name, cdir/pdir
 
@@ -90,7 +89,6 @@ async def listing_bytes(session: Session, verb: str, path: str, here: Entry) -> 
         stack.extend(reversed(subdirs))
 
 
-@handles("MLSD", "MLSR", "LIST", "NLST")
 async def data_listing(session: Session, cmd: Deferred) -> None:
     verb = cmd.spec.verb
     path = target_path(cmd)
@@ -106,7 +104,6 @@ async def data_listing(session: Session, cmd: Deferred) -> None:
     await finish_transfer(session, transfer, failure)
 
 
-@handles("MLSC")
 async def mlsc(session: Session, cmd: Deferred) -> None:
     assert cmd.target is not None
     path = cmd.target.path
@@ -138,3 +135,11 @@ async def mlsc(session: Session, cmd: Deferred) -> None:
         raise
     await session.reply(Reply.line(250, "End."))
 
+
+HANDLERS: Mapping[str, Handler] = {
+    "MLSD": data_listing,
+    "MLSR": data_listing,
+    "LIST": data_listing,
+    "NLST": data_listing,
+    "MLSC": mlsc,
+}

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from s3dsi.protocol.errors import DsiError
 from s3dsi.protocol.session import Deferred
-from s3dsi.server.handlers.registry import handles
 
 if TYPE_CHECKING:
-    from s3dsi.server.session import Session
+    from s3dsi.server.session import Handler, Session
 
 
-@handles("PASS")
 async def pass_(session: Session, cmd: Deferred) -> None:
     ctx = session.ctx
     name = session.state.pending_user or ""
@@ -38,3 +37,8 @@ async def pass_(session: Session, cmd: Deferred) -> None:
     session.log = session.log.bind(user=local_user)
     session.log.info("login", ftp_user=name)
     await session.reply(reply)
+
+
+HANDLERS: Mapping[str, Handler] = {
+    "PASS": pass_,
+}

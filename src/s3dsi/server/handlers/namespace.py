@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from s3dsi.protocol.entries import Entry
 from s3dsi.protocol.errors import DsiError, NotADirectory
 from s3dsi.protocol.listing import mlst_reply, stat_reply
 from s3dsi.protocol.replies import (
@@ -17,11 +19,9 @@ from s3dsi.protocol.replies import (
     size_reply,
 )
 from s3dsi.protocol.session import Deferred
-from s3dsi.server.handlers.registry import handles
-from s3dsi.storage.backend import Entry
 
 if TYPE_CHECKING:
-    from s3dsi.server.session import Session
+    from s3dsi.server.session import Handler, Session
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -53,7 +53,6 @@ async def stat_target(session: Session, cmd: Deferred) -> Entry:
     return entry
 
 
-@handles("CWD", "CDUP")
 async def cwd(session: Session, cmd: Deferred) -> None:
     path = target_path(cmd)
     try:
@@ -66,19 +65,16 @@ async def cwd(session: Session, cmd: Deferred) -> None:
     await session.reply(session.core.changed_directory(path))
 
 
-@handles("SIZE")
 async def size(session: Session, cmd: Deferred) -> None:
     entry = await stat_target(session, cmd)
     await session.reply(size_reply(entry.size))
 
 
-@handles("MDTM")
 async def mdtm(session: Session, cmd: Deferred) -> None:
     entry = await stat_target(session, cmd)
     await session.reply(mdtm_reply(entry.modified or EPOCH))
 
 
-@handles("MLST")
 async def mlst(session: Session, cmd: Deferred) -> None:
     assert cmd.target is not None
     entry = await stat_target(session, cmd)
@@ -86,14 +82,12 @@ async def mlst(session: Session, cmd: Deferred) -> None:
                                    owner=owner_of(session), root=cmd.target.path == "/"))
 
 
-@handles("STAT")
 async def stat_path(session: Session, cmd: Deferred) -> None:
     assert cmd.target is not None
     entry = await stat_target(session, cmd)
     await session.reply(stat_reply(cmd.target.given, entry, owner=owner_of(session)))
 
 
-@handles("MKD")
 async def mkd(session: Session, cmd: Deferred) -> None:
     path = target_path(cmd)
     try:
@@ -103,7 +97,6 @@ async def mkd(session: Session, cmd: Deferred) -> None:
     await session.reply(mkd_reply(path))
 
 
-@handles("RMD")
 async def rmd(session: Session, cmd: Deferred) -> None:
     try:
         await session.ctx.call(session.user_backend.rmdir, target_path(cmd))
@@ -112,7 +105,6 @@ async def rmd(session: Session, cmd: Deferred) -> None:
     await session.reply(ACTION_OK)
 
 
-@handles("DELE")
 async def dele(session: Session, cmd: Deferred) -> None:
     try:
         if cmd.target is not None and cmd.target.trailing_slash:
@@ -123,7 +115,6 @@ async def dele(session: Session, cmd: Deferred) -> None:
     await session.reply(ACTION_OK)
 
 
-@handles("RNFR")
 async def rnfr(session: Session, cmd: Deferred) -> None:
     path = target_path(cmd)
     try:
@@ -134,7 +125,6 @@ async def rnfr(session: Session, cmd: Deferred) -> None:
     await session.reply(session.core.rnfr_accepted(path))
 
 
-@handles("RNTO")
 async def rnto(session: Session, cmd: Deferred) -> None:
     assert cmd.rename_from is not None
     try:
@@ -144,10 +134,25 @@ async def rnto(session: Session, cmd: Deferred) -> None:
     await session.reply(ACTION_OK)
 
 
-@handles("ABOR")
 async def abor(session: Session, cmd: Deferred) -> None:
     await session.reply(ABORT_SUCCESSFUL)
 
 
 def owner_of(session: Session) -> str:
     return session.state.user or "s3"
+
+
+HANDLERS: Mapping[str, Handler] = {
+    "CWD": cwd,
+    "CDUP": cwd,
+    "SIZE": size,
+    "MDTM": mdtm,
+    "MLST": mlst,
+    "STAT": stat_path,
+    "MKD": mkd,
+    "RMD": rmd,
+    "DELE": dele,
+    "RNFR": rnfr,
+    "RNTO": rnto,
+    "ABOR": abor,
+}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -27,7 +27,6 @@ from s3dsi.protocol.session import Deferred
 from s3dsi.server.data.markers import MarkerTicker
 from s3dsi.server.data.paths import DataPath, data_path, wait_for_data
 from s3dsi.server.data.send import ChunkSource, Progress
-from s3dsi.server.handlers.registry import handles
 from s3dsi.server.session import RunningTransfer
 from s3dsi.transfer.buffers import PoolAccount
 from s3dsi.transfer.download import DownloadEngine
@@ -39,7 +38,7 @@ from s3dsi.transfer.upload import UploadEngine
 from s3dsi.transfer.watch import DataWatch
 
 if TYPE_CHECKING:
-    from s3dsi.server.session import Session
+    from s3dsi.server.session import Handler, Session
 
 CHUNK_SIZE = 1024 * 1024
 CONTROL_EOF_GRACE = 0.05
@@ -96,13 +95,11 @@ async def finish_transfer(session: Session, transfer: RunningTransfer, failure: 
 
 
 # -- downloads ------------------------------------------------------------------------------------
-@handles("RETR")
 async def retr(session: Session, cmd: Deferred) -> None:
     assert cmd.target is not None
     await _download(session, cmd.target.path, window=None, slashed=cmd.target.trailing_slash)
 
 
-@handles("ERET")
 async def eret(session: Session, cmd: Deferred) -> None:
     assert cmd.target is not None
     await _download(session, cmd.target.path, window=(cmd.offset, cmd.length),
@@ -153,7 +150,6 @@ async def _download(session: Session, path: str, *, window: tuple[int, int] | No
 
 
 # -- uploads --------------------------------------------------------------------------------------
-@handles("STOR", "APPE", "ESTO")
 async def store(session: Session, cmd: Deferred) -> None:
     assert cmd.target is not None
     offset = cmd.offset if cmd.spec.verb == "ESTO" else 0
@@ -328,3 +324,12 @@ async def _confirm_client_alive(session: Session) -> None:
     await asyncio.sleep(CONTROL_EOF_GRACE)
     if session.control_closed:
         raise TransferAborted("control connection closed during the upload; nothing was stored")
+
+
+HANDLERS: Mapping[str, Handler] = {
+    "RETR": retr,
+    "ERET": eret,
+    "STOR": store,
+    "APPE": store,
+    "ESTO": store,
+}
