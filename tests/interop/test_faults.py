@@ -13,6 +13,9 @@ must report failure (never ``226`` with a truncated file). Uploads go over an ex
 The daemon tries each S3 request ``FAULT_MAX_ATTEMPTS`` times (S3 conf ``max_attempts``): a
 "transient" fault hits fewer requests than that and must be survived (the object is then the complete
 new one); a "persistent" one hits every matching request and must fail the transfer cleanly.
+
+Cases the daemon does not hold yet are ``xfail(strict=True, raises=LeftoverUpload)``: they fail only
+because a multipart upload survives the janitor, and become failures the day they pass.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ import contextlib
 import os
 import shutil
 import socket
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -220,17 +222,17 @@ def kill_daemon(s3dsi: S3dsi) -> None:
 @pytest.mark.xfail(strict=True, raises=LeftoverUpload, reason=NEEDS_CREATION_RECORD)
 def test_daemon_killed_before_first_range_marker(fault_proxy: FaultProxy, moto_s3: MotoS3, bucket: str,
                                                  tmp_path: Path) -> None:
+    """SIGKILL once the multipart upload exists but before any 111: it was never journalled, so
+    neither the restarted daemon nor the janitor knows of it."""
     key = unique("killed-early")
     with own_daemon(tmp_path / "s3dsi", fault_proxy, moto_s3) as s3dsi:
         put_previous(s3dsi, bucket, key)
-        started = time.monotonic()
         with slow_guc_upload(tmp_path, s3dsi.url(f"/{bucket}/{key}"), os.urandom(HEAD)):
             wait_for(lambda: pending_uploads(moto_s3, bucket, key), timeout=20,
                      what="the multipart upload to start")
-            assert journal_entries(s3dsi) == []
             kill_daemon(s3dsi)
-        elapsed = time.monotonic() - started
-        assert elapsed < FIRST_RANGE_MARKER, f"the kill came {elapsed:.1f}s in: too late for this test"
+        # a range marker is journalled before it is sent: no entry means the kill came before the first
+        assert journal_entries(s3dsi) == [], "the kill came after the first range marker"
         after = restarted(s3dsi)
         try:
             assert_guarantees(after, fault_proxy, bucket, key, expect=PREVIOUS)
@@ -240,6 +242,8 @@ def test_daemon_killed_before_first_range_marker(fault_proxy: FaultProxy, moto_s
 
 def test_daemon_killed_after_first_range_marker(fault_proxy: FaultProxy, moto_s3: MotoS3, bucket: str,
                                                 tmp_path: Path) -> None:
+    """SIGKILL after the first 111: the journalled upload is kept for a REST restart (the restarted
+    daemon's own sweep keeps it, being young), and the janitor with age 0 aborts it."""
     key = unique("killed-late")
     with own_daemon(tmp_path / "s3dsi", fault_proxy, moto_s3) as s3dsi:
         put_previous(s3dsi, bucket, key)
