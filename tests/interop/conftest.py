@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.daemon import ProcessDaemon
+from tests.support.faultproxy import FaultProxy
 from tests.support.moto_server import MotoS3
 from tests.support.s3dsi_env import PASSWORD, USER, S3dsiConfig, client_env, ftp_url
 
@@ -82,3 +83,36 @@ def write_file(path: Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return path
+
+
+# -- a daemon whose S3 endpoint is the fault proxy (tests/support/faultproxy.py) -----------------------
+FAULT_MAX_ATTEMPTS = 3  # botocore tries per S3 request: persistent faults fail within a few seconds
+
+
+@pytest.fixture(scope="module")
+def fault_proxy(moto_s3: MotoS3, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultProxy]:
+    """The HTTP fault proxy process in front of the moto server, for one test module."""
+    proxy = FaultProxy.launch(moto_s3.endpoint, tmp_path_factory.mktemp("faultproxy") / "proxy.log")
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+def proxied_config(root: Path, proxy: FaultProxy, moto: MotoS3, **s3_options: str) -> S3dsiConfig:
+    """A site configuration whose ``host_name`` is the fault proxy, with few S3 retries."""
+    options = {"max_attempts": str(FAULT_MAX_ATTEMPTS), **s3_options}
+    return S3dsiConfig(root, proxy.endpoint, moto.access_key, moto.secret_key, s3_options=options).write()
+
+
+@pytest.fixture(scope="module")
+def s3dsi_via_proxy(moto_s3: MotoS3, fault_proxy: FaultProxy,
+                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3dsi]:
+    """One daemon process per module that reaches S3 only through ``fault_proxy``; ``.moto`` still
+    talks to the S3 server directly, for arranging and inspecting."""
+    config = proxied_config(tmp_path_factory.mktemp("s3dsi-proxied"), fault_proxy, moto_s3)
+    daemon = config.start()
+    try:
+        yield S3dsi(daemon, config, moto_s3)
+    finally:
+        daemon.stop()

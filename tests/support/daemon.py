@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -135,12 +135,13 @@ class ProcessDaemon:
 
 
 def start_process_daemon(args: list[str], *, log_path: Path, env: Mapping[str, str] | None = None,
-                         timeout: float = 30.0) -> ProcessDaemon:
-    """``s3dsi serve ARGS -p 0``; waits for the ``listening on HOST:PORT`` line."""
+                         timeout: float = 30.0, prefix: Sequence[str] = ()) -> ProcessDaemon:
+    """``s3dsi serve ARGS -p 0``; waits for the ``listening on HOST:PORT`` line. ``prefix``: a command
+    that runs the daemon by ``exec`` (so that the process started is the daemon), e.g. ``unshare``."""
     full_env = dict(os.environ)
     full_env.update(env or {})
     log = open(log_path, "w")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "s3dsi", "serve", *args], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([*prefix, sys.executable, "-m", "s3dsi", "serve", *args], stdout=subprocess.PIPE,
                             stderr=log, text=True, env=full_env)
     line = ""
     result: dict[str, str] = {}

@@ -4,7 +4,7 @@ map) pointing at a moto S3 server, and the daemon started from it as a real subp
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -66,8 +66,9 @@ class S3dsiConfig:
     def serve_args(self) -> list[str]:
         return ["-c", "/dev/null", "-C", str(self.conf_dir), "--s3-conf", str(self.s3_conf), "-p", "0"]
 
-    def start(self, env: Mapping[str, str] | None = None) -> ProcessDaemon:
-        return start_process_daemon(self.serve_args(), log_path=self.root / "daemon.log", env=env)
+    def start(self, env: Mapping[str, str] | None = None, prefix: Sequence[str] = ()) -> ProcessDaemon:
+        return start_process_daemon(self.serve_args(), log_path=self.root / "daemon.log", env=env,
+                                    prefix=prefix)
 
 
 def ftp_url(daemon: ProcessDaemon, path: str, user: str = USER, password: str = PASSWORD) -> str:

@@ -302,7 +302,7 @@ def _validate(draft: _Draft) -> None:
     port_range = typing.cast("tuple[int, int] | None", val["port_range"])
     if port_range is not None and not 1 <= port_range[0] <= port_range[1] <= 65535:
         raise _fail(draft, "port_range", "expected 1 <= min <= max <= 65535")
-    for name in ("threads", "part_workers"):
+    for name in ("threads", "part_workers", "max_attempts"):
         if typing.cast(int, val[name]) < 1:
             raise _fail(draft, name, "expected a positive integer")
     for name in ("idle_timeout", "preauth_timeout", "orphan_upload_age", "shutdown_grace"):

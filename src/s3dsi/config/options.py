@@ -100,6 +100,7 @@ S3_OPTIONS: dict[str, OptionSpec] = {
     "part_size_min": OptionSpec("part_size_min", v.parse_size),
     "part_size_max": OptionSpec("part_size_max", v.parse_size),
     "part_workers": OptionSpec("part_workers", v.parse_positive_int),
+    "max_attempts": OptionSpec("max_attempts", v.parse_positive_int),
     "memory_budget": OptionSpec("memory_budget", v.parse_size),
     "storage_class": OptionSpec("storage_class", v.parse_storage_class),
     "verify_tls": OptionSpec("verify_tls", v.parse_bool),

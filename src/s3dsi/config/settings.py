@@ -64,6 +64,7 @@ class Settings:
     part_size_min: int = 16 * MiB  # also the ranged-GET size; 8M costs more CPU (docs/performance.md)
     part_size_max: int = 512 * MiB
     part_workers: int = 8
+    max_attempts: int = 8  # tries of one S3 request in all (botocore standard retries) before it fails
     memory_budget: int = 160 * MiB  # in-flight part buffers, whole process
     storage_class: str | None = None
     verify_tls: bool = True

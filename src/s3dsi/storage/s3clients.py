@@ -69,6 +69,7 @@ class S3Config:
             max_pool_connections=max(settings.part_workers, 1) + max(settings.threads, 1) + 4,
             crc32c_checksums="CRC32C" in {c.upper() for c in settings.upload_checksums},
             unsigned_payload_over_http=settings.unsigned_payload_over_http,
+            max_attempts=settings.max_attempts,
         )
 
     @property

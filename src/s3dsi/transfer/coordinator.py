@@ -155,7 +155,7 @@ class TransferCoordinator:
             job.cancel()  # only jobs not yet started; running ones must end before buffers are reused
         running = [asyncio.wrap_future(j, loop=self.loop) for j in jobs if not j.cancelled()]
         if running:
-            await asyncio.wait(running)
+            await asyncio.gather(*running, return_exceptions=True)
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         if self.status == DONE:

@@ -223,7 +223,7 @@ def test_s3_conf_values(etc: Layout) -> None:
                       "part_size_min = 16MiB\npart_size_max = 1G\nmemory_budget = 2G\nverify_tls = no\n"
                       "upload_checksums = md5\norphan_upload_age = 2d\nshutdown_grace = 1m\n"
                       "storage_class = intelligent_tiering\nmetrics_listen = 127.0.0.1:9102\n"
-                      "log_format = json\n")
+                      "log_format = json\nmax_attempts = 3\n")
     s = etc.load()
     assert s.host_name == "https://minio.example.org:9000"
     assert (s.region, s.addressing_style) == ("eu-central-1", "path")
@@ -232,6 +232,7 @@ def test_s3_conf_values(etc: Layout) -> None:
                                                                                          172800, 60)
     assert (s.storage_class, s.metrics_listen, s.log_format) == ("INTELLIGENT_TIERING", "127.0.0.1:9102",
                                                                  "json")
+    assert s.max_attempts == 3
 
 
 def test_region_is_derived_from_an_aws_host_name(etc: Layout) -> None:
@@ -254,6 +255,7 @@ def test_region_is_derived_from_an_aws_host_name(etc: Layout) -> None:
      r"s3.conf:1: part_size_min: 64M is larger"),
     ("memory_budget = 12M\n", r"s3.conf:1: memory_budget: 12M must be at least twice part_size_min"),
     ("part_workers = 0\n", r"s3.conf:1: part_workers: expected a positive integer"),
+    ("max_attempts = 0\n", r"s3.conf:1: max_attempts: expected a positive integer"),
     ("host_name = ftp://x\n", r"s3.conf:1: host_name: expected an http"),
     ("addressing_style = dns\n", r"s3.conf:1: addressing_style: expected one of auto"),
 ])

@@ -49,6 +49,8 @@ def test_botocore_settings() -> None:
     assert tls.request_checksum_calculation == "when_required"
     assert tls.response_checksum_validation == "when_required"
     assert tls.retries == {"mode": "standard", "total_max_attempts": 8}
+    fewer: Any = S3Config.from_settings(Settings(max_attempts=3)).botocore_config("us-east-1")
+    assert fewer.retries == {"mode": "standard", "total_max_attempts": 3}
     plain: Any = S3Config(endpoint_url="http://rgw.example.org:7480").botocore_config("us-east-1")
     assert plain.s3 is not None
     assert "payload_signing_enabled" not in plain.s3

@@ -200,25 +200,32 @@ class RestartKeeper:
         self.path = path
         self.engine = engine
         self.plan = plan
-        self.entry = entry
+        self.entry = entry  # what the journal holds: set only once a write succeeded
+        self._withheld: list[tuple[int, int]] = []
 
     async def ranges(self) -> list[tuple[int, int]]:
-        """The ticker's range source: new durable ranges, journalled before the client hears of them."""
-        new = self.engine.pop_committed_ranges()
-        if new and self.engine.upload_id is not None:
-            await self._record()
+        """The ticker's range source: new durable ranges, journalled before the client hears of them.
+        A range marker promises a restart can resume: while the journal cannot be written, none goes out."""
+        new = self._withheld + self.engine.pop_committed_ranges()
+        self._withheld = []
+        if new and self.engine.upload_id is not None and not await self._record():
+            self._withheld = new
+            return []
         return new
 
-    async def _record(self) -> None:
+    async def _record(self) -> bool:
         upload_id = self.engine.upload_id
         assert upload_id is not None
         base = self.entry or JournalEntry(user=self.session.state.user or "", path=self.path,
                                           upload_id=upload_id, plan=self.plan.to_dict())
-        self.entry = entry = replace(base, parts=tuple(self.engine.committed_parts()), updated=time.time())
+        entry = replace(base, parts=tuple(self.engine.committed_parts()), updated=time.time())
         try:  # fsync'ed file write: off the event loop
             await self.session.ctx.call(self.session.ctx.journal.record, entry)
         except OSError as err:
             self.session.log.warning("cannot write the restart journal", error=str(err))
+            return False
+        self.entry = entry
+        return True
 
     async def keep_on(self, failure: BaseException) -> bool:
         """A broken connection after markers were sent keeps the upload for a REST restart."""
@@ -229,9 +236,8 @@ class RestartKeeper:
             return False
         broken = isinstance(failure, DataChannelError) or (
             isinstance(failure, asyncio.CancelledError) and self.session.control_closed)
-        if broken:
-            await asyncio.shield(self._record())
-        return broken
+        # kept only if the journal (where a restart or the janitor finds it) says so
+        return broken and await asyncio.shield(self._record())
 
     def done(self) -> None:
         if self.entry is not None:
