@@ -14,13 +14,13 @@ The daemon tries each S3 request ``FAULT_MAX_ATTEMPTS`` times (S3 conf ``max_att
 "transient" fault hits fewer requests than that and must be survived (the object is then the complete
 new one); a "persistent" one hits every matching request and must fail the transfer cleanly.
 
-Cases the daemon does not hold yet are ``xfail(strict=True, raises=LeftoverUpload)``: they fail only
-because a multipart upload survives the janitor, and become failures the day they pass.
+A multipart upload that survives the janitor raises ``LeftoverUpload``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 from collections.abc import Callable, Iterator, Sequence
@@ -31,10 +31,10 @@ import pytest
 from tests.interop.conftest import FAULT_MAX_ATTEMPTS, S3dsi, proxied_config, unique, write_file
 from tests.interop.fault_checks import (
     PREVIOUS,
-    LeftoverUpload,
     assert_guarantees,
     download,
     journal_entries,
+    journalled_parts,
     slow_guc_upload,
     upload,
     written,
@@ -53,7 +53,6 @@ PART = 5 * MiB  # part_size_min of the test configuration
 SIZE = 3 * PART + 12345  # four parts
 HEAD = PART + 2 * MiB  # what a slow upload sends at once: part 1 is full, so the multipart upload exists
 FIRST_RANGE_MARKER = 5.0  # the daemon's default interval between 111 markers
-NEEDS_CREATION_RECORD = "needs uploads recorded at creation (lead)"
 
 Arm = Callable[[FaultProxy, str], object]
 
@@ -102,11 +101,10 @@ def test_upload_under_s3_fault(s3dsi_via_proxy: S3dsi, fault_proxy: FaultProxy, 
     assert_guarantees(s3dsi_via_proxy, fault_proxy, bucket, key, expect=data if ok else PREVIOUS)
 
 
-@pytest.mark.xfail(strict=True, raises=LeftoverUpload, reason=NEEDS_CREATION_RECORD)
 def test_abort_refused_by_s3(s3dsi_via_proxy: S3dsi, fault_proxy: FaultProxy, bucket: str,
                              tmp_path: Path) -> None:
     """UploadPart fails for good, and S3 refuses the AbortMultipartUpload that follows: the upload was
-    never journalled (no range marker went out), so the only trace is a warning in the log."""
+    journalled when it was created and stays so, and the janitor aborts it later."""
     key = unique("abort-refused")
     put_previous(s3dsi_via_proxy, bucket, key)
     src = write_file(tmp_path / "src.bin", os.urandom(SIZE))
@@ -177,7 +175,7 @@ def test_abor_after_range_marker_aborts_the_upload(s3dsi_via_proxy: S3dsi, fault
             assert reply.code in (111, 112), reply
             if reply.code == 111:
                 markers.append(reply.text)
-        assert journal_entries(s3dsi_via_proxy), "a range marker went out without a journal entry"
+        assert journalled_parts(s3dsi_via_proxy), "a range marker went out without a journal entry"
         assert pending_uploads(s3dsi_via_proxy.moto, bucket, key)
         client.send("ABOR")
         replies = [client.read_reply() for _ in range(2)]
@@ -219,11 +217,10 @@ def kill_daemon(s3dsi: S3dsi) -> None:
     s3dsi.daemon.process.wait(10)
 
 
-@pytest.mark.xfail(strict=True, raises=LeftoverUpload, reason=NEEDS_CREATION_RECORD)
 def test_daemon_killed_before_first_range_marker(fault_proxy: FaultProxy, moto_s3: MotoS3, bucket: str,
                                                  tmp_path: Path) -> None:
-    """SIGKILL once the multipart upload exists but before any 111: it was never journalled, so
-    neither the restarted daemon nor the janitor knows of it."""
+    """SIGKILL once the multipart upload exists but before any 111: it was journalled when it was
+    created, so the janitor knows of it."""
     key = unique("killed-early")
     with own_daemon(tmp_path / "s3dsi", fault_proxy, moto_s3) as s3dsi:
         put_previous(s3dsi, bucket, key)
@@ -231,8 +228,11 @@ def test_daemon_killed_before_first_range_marker(fault_proxy: FaultProxy, moto_s
             wait_for(lambda: pending_uploads(moto_s3, bucket, key), timeout=20,
                      what="the multipart upload to start")
             kill_daemon(s3dsi)
-        # a range marker is journalled before it is sent: no entry means the kill came before the first
-        assert journal_entries(s3dsi) == [], "the kill came after the first range marker"
+        # a range marker is journalled before it is sent: an entry without parts means the kill came
+        # before the first one
+        entries = [json.loads(path.read_text()) for path in journal_entries(s3dsi)]
+        assert entries, "the upload was not journalled at creation"
+        assert all(entry["parts"] == [] for entry in entries), "the kill came after the first range marker"
         after = restarted(s3dsi)
         try:
             assert_guarantees(after, fault_proxy, bucket, key, expect=PREVIOUS)
@@ -248,8 +248,8 @@ def test_daemon_killed_after_first_range_marker(fault_proxy: FaultProxy, moto_s3
     with own_daemon(tmp_path / "s3dsi", fault_proxy, moto_s3) as s3dsi:
         put_previous(s3dsi, bucket, key)
         with slow_guc_upload(tmp_path, s3dsi.url(f"/{bucket}/{key}"), os.urandom(HEAD)):
-            wait_for(lambda: journal_entries(s3dsi), timeout=FIRST_RANGE_MARKER + 15,
-                     what="the first range marker (a journal entry)")
+            wait_for(lambda: journalled_parts(s3dsi), timeout=FIRST_RANGE_MARKER + 15,
+                     what="the first range marker (parts in the journal entry)")
             kill_daemon(s3dsi)
         after = restarted(s3dsi)
         try:

@@ -1,10 +1,12 @@
 """The restart journal: multipart uploads this daemon left unfinished so that a client can resume them.
 
-An entry is written once a transfer has told the client that some ranges are stored (its first
-``111 Range Marker``), updated at every later marker, and removed when the upload completes or is
-aborted. "Uploads this service created" are exactly the journalled ones: S3's ListMultipartUploads
-cannot tell them apart from other tools' uploads. Entries hold no secrets: the local user whose map
-entry owns the upload, the path, the upload id, the part plan and the parts with their checksums.
+An entry is written the moment a multipart upload exists (before any byte of it is in S3), updated at
+every ``111 Range Marker`` with the parts the client was told are stored, and removed when the upload
+completes or is aborted — so an upload whose daemon was killed, or whose abort S3 refused, is still
+known to the janitor. "Uploads this service created" are exactly the journalled ones: S3's
+ListMultipartUploads cannot tell them apart from other tools' uploads. Entries hold no secrets: the
+local user whose map entry owns the upload, the path, the upload id, the part plan and the parts with
+their checksums.
 """
 
 from __future__ import annotations

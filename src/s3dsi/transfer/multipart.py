@@ -10,6 +10,9 @@ to upload; part 1 itself waits for that decision (``first_part_goes_multipart``)
 it arrives or ``finish`` chooses the single PutObject. The abort is registered with the transfer's
 coordinator in the very thread that created the upload, before anything else can run, so no failure
 path can leave it behind; a kept upload is not aborted (the janitor removes it if nobody resumes).
+An ``UploadRecorder`` (the restart journal) hears of every multipart upload the moment it exists, in
+the thread that created it, and again once it is completed or aborted: an upload S3 refused to abort,
+or one whose daemon was killed, stays recorded for the janitor.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from functools import partial
+from typing import Protocol
 
 from s3dsi.protocol.errors import TransferAborted
 from s3dsi.storage.backend import Backend, ObjectInfo
@@ -25,10 +29,21 @@ from s3dsi.transfer.coordinator import TransferCoordinator
 PENDING, SINGLE, OPEN, COMPLETED, ABORTED, KEPT = "pending", "single", "open", "completed", "aborted", "kept"
 
 
+class UploadRecorder(Protocol):
+    """Where multipart uploads are recorded for restarts and the janitor; called in worker threads."""
+
+    def created(self, upload_id: str) -> None:
+        """The upload exists; raising makes it aborted at once (an unrecorded upload is never kept)."""
+
+    def finished(self, upload_id: str) -> None:
+        """The upload was completed or aborted: nothing is left to clean up."""
+
+
 class MultipartUpload:
     def __init__(self, backend: Backend, path: str, coordinator: TransferCoordinator, *,
-                 upload_id: str | None = None) -> None:
+                 upload_id: str | None = None, recorder: UploadRecorder | None = None) -> None:
         self._backend = backend
+        self._recorder = recorder
         self._path = path
         self._coordinator = coordinator
         self.upload_id = upload_id
@@ -88,8 +103,15 @@ class MultipartUpload:
     def _create_upload(self) -> str:
         """Worker thread: create the upload and register its abort before anything else runs."""
         upload_id = self._backend.create_upload(self._path)
+        try:
+            if self._recorder is not None:
+                self._recorder.created(upload_id)
+        except BaseException:
+            self._backend.abort_upload(self._path, upload_id)
+            raise
         if not self._coordinator.register_from_thread(self._abort):
             self._backend.abort_upload(self._path, upload_id)
+            self._finished(upload_id)
             raise TransferAborted()
         self.upload_id = upload_id
         self.state = OPEN
@@ -104,6 +126,7 @@ class MultipartUpload:
         upload_id = await self.ensure_open()
         info = await self._coordinator.io(self._backend.complete_upload, self._path, upload_id, parts)
         self.state = COMPLETED  # the upload id is spent: nothing to abort any more
+        await self._coordinator.io(self._finished, upload_id)
         return info
 
     async def put_single(self, data: memoryview, crc32c: int,
@@ -124,3 +147,8 @@ class MultipartUpload:
             return
         self.state = ABORTED
         await self._coordinator.io(self._backend.abort_upload, self._path, self.upload_id)
+        await self._coordinator.io(self._finished, self.upload_id)  # not reached if S3 refused
+
+    def _finished(self, upload_id: str) -> None:
+        if self._recorder is not None:
+            self._recorder.finished(upload_id)

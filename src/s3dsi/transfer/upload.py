@@ -32,7 +32,7 @@ from s3dsi.transfer.checksums import RunningChecksums
 from s3dsi.transfer.coordinator import TransferCoordinator
 from s3dsi.transfer.errors import ChecksumMismatch, FileTooLarge, IncompleteUpload
 from s3dsi.transfer.geometry import PartPlan
-from s3dsi.transfer.multipart import MultipartUpload
+from s3dsi.transfer.multipart import MultipartUpload, UploadRecorder
 from s3dsi.transfer.tags import digest_tags
 from s3dsi.transfer.window import PartWindow
 from s3dsi.transfer.workers import PartWorkers
@@ -70,7 +70,8 @@ class UploadEngine:
                  base_offset: int = 0, max_window_parts: int | None = None,
                  loop: asyncio.AbstractEventLoop | None = None,
                  upload_id: str | None = None, committed_parts: Sequence[CommittedPart] = (),
-                 on_part_committed: Callable[[CommittedPart], None] | None = None) -> None:
+                 on_part_committed: Callable[[CommittedPart], None] | None = None,
+                 recorder: UploadRecorder | None = None) -> None:
         self._backend = backend
         self._path = path
         self._plan = plan
@@ -83,7 +84,7 @@ class UploadEngine:
         if loop is not None:
             self._co._loop = loop
         self._co.add_failure_cleanup(self._release_all)  # registered first: runs last
-        self._multipart = MultipartUpload(backend, path, self._co, upload_id=upload_id)
+        self._multipart = MultipartUpload(backend, path, self._co, upload_id=upload_id, recorder=recorder)
         account = pool.open_account(f"upload {path}")
         self._window = PartWindow(plan, pool, account, durable=[c.number for c in committed_parts],
                                   max_width=max_window_parts)

@@ -191,36 +191,67 @@ async def _resumable(session: Session, path: str, held: list[tuple[int, int]]) -
 
 
 class RestartKeeper:
-    """Journals a MODE E upload once the client has been told ranges are stored (111 markers), so a
-    broken transfer can be resumed with REST; removes the entry when the upload ends."""
+    """The restart journal's view of one upload. Every multipart upload is journalled the moment it
+    exists (``created``, from the thread that created it) and removed once completed or aborted
+    (``finished``), so a daemon killed mid-upload or an abort S3 refused leaves an entry the janitor
+    acts on. Range markers (111) update the entry before the client hears of them; a broken transfer
+    whose client was told of stored ranges keeps its upload for a REST restart."""
 
-    def __init__(self, session: Session, path: str, engine: UploadEngine, plan: PartPlan,
+    def __init__(self, session: Session, path: str, engine: UploadEngine | None, plan: PartPlan,
                  entry: JournalEntry | None) -> None:
         self.session = session
         self.path = path
         self.engine = engine
         self.plan = plan
+        self.user = session.state.user or ""
+        self.journal = session.ctx.journal
         self.entry = entry  # what the journal holds: set only once a write succeeded
+        self.promised = entry is not None  # the client was told some ranges are stored
+        self.ended = False  # completed or aborted: nothing to journal any more
         self._withheld: list[tuple[int, int]] = []
 
+    # -- UploadRecorder (worker threads) ---------------------------------------------------------
+    def created(self, upload_id: str) -> None:
+        entry = JournalEntry(user=self.user, path=self.path, upload_id=upload_id, plan=self.plan.to_dict())
+        try:
+            self.journal.record(entry)
+        except OSError as err:
+            # the upload goes on (every failure path still aborts it); only a killed daemon would leave
+            # it unknown to the janitor, and it is never kept for a restart
+            self.session.log.warning("cannot write the restart journal", error=str(err))
+            return
+        self.entry = entry
+
+    def finished(self, upload_id: str) -> None:
+        self.ended = True
+        entry = self.entry
+        if entry is not None and entry.upload_id == upload_id:
+            self.journal.remove(entry)
+
+    # -- range markers and the end -----------------------------------------------------------------
     async def ranges(self) -> list[tuple[int, int]]:
         """The ticker's range source: new durable ranges, journalled before the client hears of them.
         A range marker promises a restart can resume: while the journal cannot be written, none goes out."""
+        assert self.engine is not None
         new = self._withheld + self.engine.pop_committed_ranges()
         self._withheld = []
+        if self.ended:
+            return new  # the final marker after completion: the ranges are in the object now
         if new and self.engine.upload_id is not None and not await self._record():
             self._withheld = new
             return []
+        self.promised = self.promised or bool(new)
         return new
 
     async def _record(self) -> bool:
+        assert self.engine is not None
         upload_id = self.engine.upload_id
         assert upload_id is not None
-        base = self.entry or JournalEntry(user=self.session.state.user or "", path=self.path,
-                                          upload_id=upload_id, plan=self.plan.to_dict())
+        base = self.entry or JournalEntry(user=self.user, path=self.path, upload_id=upload_id,
+                                          plan=self.plan.to_dict())
         entry = replace(base, parts=tuple(self.engine.committed_parts()), updated=time.time())
         try:  # fsync'ed file write: off the event loop
-            await self.session.ctx.call(self.session.ctx.journal.record, entry)
+            await self.session.ctx.call(self.journal.record, entry)
         except OSError as err:
             self.session.log.warning("cannot write the restart journal", error=str(err))
             return False
@@ -228,8 +259,8 @@ class RestartKeeper:
         return True
 
     async def keep_on(self, failure: BaseException) -> bool:
-        """A broken connection after markers were sent keeps the upload for a REST restart."""
-        if self.entry is None or self.engine.upload_id is None:
+        """A broken connection after range markers were sent keeps the upload for a REST restart."""
+        if not self.promised or self.entry is None or self.engine is None or self.engine.upload_id is None:
             return False
         transfer = self.session.transfer
         if transfer is not None and transfer.aborted_by_client:
@@ -238,10 +269,6 @@ class RestartKeeper:
             isinstance(failure, asyncio.CancelledError) and self.session.control_closed)
         # kept only if the journal (where a restart or the janitor finds it) says so
         return broken and await asyncio.shield(self._record())
-
-    def done(self) -> None:
-        if self.entry is not None:
-            self.session.ctx.journal.remove(self.entry)
 
 
 async def _upload(session: Session, path: str, *, kind: str, offset: int) -> None:
@@ -263,17 +290,18 @@ async def _upload(session: Session, path: str, *, kind: str, offset: int) -> Non
         else:
             plan = upload_plan(allo + offset if allo else None, min_part=settings.part_size_min,
                                max_part=settings.part_size_max, budget=settings.memory_budget)
+        keeper = RestartKeeper(session, path, None, plan, resumed.entry if resumed else None)
         engine = UploadEngine(session.user_backend, path, plan=plan, pool=ctx.pool, workers=ctx.workers,
                               checksums=checksums, base_offset=offset,
                               upload_id=resumed.entry.upload_id if resumed else None,
-                              committed_parts=resumed.parts if resumed else ())
+                              committed_parts=resumed.parts if resumed else (), recorder=keeper)
+        keeper.engine = engine
         await engine.open()
     except DsiError as err:
         await session.reply(transfer_failed_reply(err))
         return
     transfer = RunningTransfer(kind, path)
     transfer.progress, transfer.block_size = (lambda: engine.bytes_received), CHUNK_SIZE
-    keeper = RestartKeeper(session, path, engine, plan, resumed.entry if resumed else None)
     data = path_for(session)
 
     async def body() -> None:
@@ -300,12 +328,11 @@ async def _upload(session: Session, path: str, *, kind: str, offset: int) -> Non
                 await ticker.stop()
                 await ticker.perf_now()
                 await ticker.ranges_now()
-            keeper.done()
         except BaseException as failure:
+            # the journal entry goes when the upload is completed or aborted (keeper.finished); one S3
+            # refused to abort stays for the janitor
             keep = await keeper.keep_on(failure)
             await asyncio.shield(engine.abort(keep_upload=keep))
-            if not keep:
-                keeper.done()
             raise
         finally:
             if ticker is not None:
