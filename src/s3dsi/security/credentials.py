@@ -92,9 +92,8 @@ def parse_pem_credential(cert_pem: bytes, key_pem: bytes, source: str) -> Creden
                               f"supported): {err}") from None
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         raise CredentialError(f"{source}: only RSA and EC keys are supported")
-    if key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) \
-            != certs[0].public_key().public_bytes(serialization.Encoding.DER,
-                                                  serialization.PublicFormat.SubjectPublicKeyInfo):
+    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if key.public_key().public_bytes(*spki) != certs[0].public_key().public_bytes(*spki):
         raise CredentialError(f"{source}: the key does not belong to the certificate")
     return Credential(certs[0], key, tuple(certs[1:]))
 

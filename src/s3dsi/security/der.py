@@ -72,10 +72,10 @@ def encode_oid(dotted: str) -> bytes:
     body = bytearray()
     for arc in [arcs[0] * 40 + arcs[1], *arcs[2:]]:
         chunk = [arc & 0x7F]
-        arc >>= 7
-        while arc:
-            chunk.append(0x80 | (arc & 0x7F))
-            arc >>= 7
+        rest = arc >> 7
+        while rest:
+            chunk.append(0x80 | (rest & 0x7F))
+            rest >>= 7
         body += bytes(reversed(chunk))
     return encode(OID, bytes(body))
 

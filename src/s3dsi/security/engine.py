@@ -43,7 +43,8 @@ def split_record(buffer: bytes | bytearray) -> int:
 
 
 class TlsEngine:
-    def __init__(self, context: ssl.SSLContext, *, server_side: bool, server_hostname: str | None = None) -> None:
+    def __init__(self, context: ssl.SSLContext, *, server_side: bool,
+                 server_hostname: str | None = None) -> None:
         self._in = ssl.MemoryBIO()
         self._out = ssl.MemoryBIO()
         self.obj = context.wrap_bio(self._in, self._out, server_side=server_side,
@@ -103,7 +104,7 @@ class TlsEngine:
         return b"".join(chunks)
 
     def encrypts(self) -> bool:
-        """Whether the negotiated cipher encrypts (ENC/632) rather than only protecting integrity (MIC/631)."""
+        """Whether the cipher encrypts (ENC/632) rather than only protecting integrity (MIC/631)."""
         cipher = self.obj.cipher()
         return cipher is None or "NULL" not in cipher[0].upper()
 

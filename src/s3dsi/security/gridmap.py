@@ -25,6 +25,7 @@ from s3dsi.identity.securefile import FilePolicy, read_checked
 
 DEFAULT_GRIDMAP = "/etc/grid-security/grid-mapfile"
 GLOBUS_MAPPING = ":globus-mapping:"
+_HEX = b"0123456789abcdefABCDEF"
 _USER_NAME = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.@-]*\$?")
 
 
@@ -42,7 +43,7 @@ def unescape(dn: str) -> bytes:
         if byte == 0x5C and i + 1 < len(raw):  # backslash
             nxt = raw[i + 1]
             hexdigits = raw[i + 2:i + 4]
-            if nxt in b"xX" and len(hexdigits) == 2 and all(c in b"0123456789abcdefABCDEF" for c in hexdigits):
+            if nxt in b"xX" and len(hexdigits) == 2 and all(c in _HEX for c in hexdigits):
                 out.append(int(hexdigits, 16))
                 i += 4
                 continue

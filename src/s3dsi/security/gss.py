@@ -134,7 +134,8 @@ class GssAcceptor(_Context):
     def _on_certificate(self, data: bytes) -> bytes:
         if not data:
             return self._tls.take()
-        assert self.peer is not None and self._key is not None
+        assert self.peer is not None
+        assert self._key is not None
         try:
             cert = x509.load_der_x509_certificate(data)
         except ValueError:
@@ -203,7 +204,8 @@ class GssInitiator(_Context):
             request = x509.load_der_x509_csr(data)
         except ValueError:
             raise GssError("the delegation request cannot be read") from None
-        cert = issue_proxy(self._delegate.cert, self._delegate.key, request.public_key(), limited=self._limited)
+        cert = issue_proxy(self._delegate.cert, self._delegate.key, request.public_key(),
+                           limited=self._limited)
         self._tls.write(cert.public_bytes(serialization.Encoding.DER))
         self.state = "complete"
         return self._tls.take()

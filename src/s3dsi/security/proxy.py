@@ -74,8 +74,8 @@ def issue_proxy(issuer: x509.Certificate, issuer_key: CertificateIssuerPrivateKe
     now = dt.datetime.now(dt.UTC)
     start = not_before or now - dt.timedelta(minutes=5)
     end = min(not_after or start + lifetime, issuer.not_valid_after_utc)
-    subject = x509.Name([*issuer.subject.rdns,
-                         x509.RelativeDistinguishedName([x509.NameAttribute(NameOID.COMMON_NAME, str(serial))])])
+    serial_cn = x509.NameAttribute(NameOID.COMMON_NAME, str(serial))
+    subject = x509.Name([*issuer.subject.rdns, x509.RelativeDistinguishedName([serial_cn])])
     language = LIMITED if limited else INHERIT_ALL
     builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer.subject)
                .public_key(public_key).serial_number(serial).not_valid_before(start).not_valid_after(end)
@@ -90,5 +90,6 @@ def issue_proxy(issuer: x509.Certificate, issuer_key: CertificateIssuerPrivateKe
         eku = issuer.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
         builder = builder.add_extension(eku, critical=False)
     except x509.ExtensionNotFound:
-        builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        client_auth = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH])
+        builder = builder.add_extension(client_auth, critical=False)
     return builder.sign(issuer_key, hashes.SHA256())

@@ -23,13 +23,11 @@ import ssl
 from collections.abc import Sequence
 from typing import Protocol
 
-from s3dsi.protocol.lines import ControlLineBuffer
+from s3dsi.protocol.lines import UNDECODABLE_LINE, UNPROTECTED_LINE, ControlLineBuffer
 from s3dsi.protocol.replies import encode_line
 from s3dsi.security.engine import SecurityContextError, TlsEngine
 
 ADAT_MAX_LINE = 1024 * 1024  # ADAT and ENC lines carry certificate chains (VOMS ACs make them long)
-UNPROTECTED_LINE = b"\x00UNPROTECTED\r\n"  # the protocol core answers it with 533
-UNDECODABLE_LINE = b"\x00UNDECODABLE\r\n"  # ... and this one with 535
 PROTECTED_VERBS = frozenset({"ENC", "MIC", "CONF"})
 
 

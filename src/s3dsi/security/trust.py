@@ -106,7 +106,8 @@ class TrustStore:
                 elif name.endswith(".signing_policy"):
                     key = name.removesuffix(".signing_policy")
                     try:
-                        store.policies[key] = SigningPolicy.parse(_read(path).decode("utf-8", "replace"), path)
+                        text = _read(path).decode("utf-8", "replace")
+                        store.policies[key] = SigningPolicy.parse(text, path)
                     except SigningPolicyError as err:
                         store.policies[key] = str(err)
             except (OSError, ValueError) as err:
@@ -123,7 +124,8 @@ class TrustStore:
         if isinstance(policy, str):
             raise VerificationError(f"Error with signing policy: {policy}")
         if not policy.names_ca(ca_dn):
-            raise VerificationError(f"Error with signing policy: the policy file does not name the CA {ca_dn}")
+            raise VerificationError(f"Error with signing policy: the policy file does not name the CA "
+                                    f"{ca_dn}")
         if not policy.allows(ca_dn, subject):
             raise VerificationError(f"Error with signing policy: the subject {subject} is not allowed by "
                                     f"the signing policy of the CA {ca_dn}")
@@ -137,7 +139,8 @@ class TrustStore:
                                         "invalid signature")
             next_update = crl.next_update_utc
             if next_update is not None and next_update < now:
-                raise VerificationError(f"Invalid CRL: the CRL of the CA {oneline(issuer.subject)} has expired")
+                raise VerificationError(f"Invalid CRL: the CRL of the CA {oneline(issuer.subject)} has "
+                                        "expired")
             if crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None:
                 raise VerificationError(f"certificate revoked: serial number {cert.serial_number} of "
                                         f"{oneline(cert.subject)}")

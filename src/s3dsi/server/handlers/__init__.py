@@ -6,7 +6,7 @@ Each handler is ``async def h(session, line) -> None``; it sends its own replies
 
 from __future__ import annotations
 
-from s3dsi.server.handlers import checksum, datasetup, listing, login, namespace, transfers
+from s3dsi.server.handlers import checksum, datasetup, listing, login, namespace, security, transfers
 from s3dsi.server.handlers.registry import HANDLERS
 
-__all__ = ["HANDLERS", "checksum", "datasetup", "listing", "login", "namespace", "transfers"]
+__all__ = ["HANDLERS", "checksum", "datasetup", "listing", "login", "namespace", "security", "transfers"]
