@@ -1,8 +1,8 @@
 """Distinguished names in OpenSSL's ``X509_NAME_oneline`` form, the form grid-mapfiles and GCT use.
 
 ``/C=XX/O=GSITest/OU=People/CN=Test User``: most significant RDN first (the order of the DER
-encoding), each attribute as ``/<OpenSSL short name>=<value>``; every attribute of a multi-valued RDN
-gets its own ``/``. Values are printed from their encoded bytes, as OpenSSL 3 does: bytes outside
+encoding), each attribute as ``/<OpenSSL short name>=<value>``; further attributes of a multi-valued RDN
+follow with ``+`` instead of ``/`` (OpenSSL 3). Values are printed from their encoded bytes, as OpenSSL 3 does: bytes outside
 printable ASCII become ``\\xHH`` (upper-case hex, so UTF-8 ``ü`` is ``\\xC3\\xBC``), ``/`` and ``+``
 are escaped with a backslash; a GeneralString made of 4-byte characters whose first three bytes are
 zero prints only the fourth. Attribute types OpenSSL has no short name for print as dotted OIDs.
@@ -65,12 +65,13 @@ def oneline_der(name_der: bytes) -> str:
     for set_tag, rdn in elements(content):
         if set_tag != SET:
             raise DERError("an RDN is a SET")
-        for seq_tag, atv in elements(rdn):
+        for member, (seq_tag, atv) in enumerate(elements(rdn)):
             items = elements(atv)
             if seq_tag != SEQUENCE or len(items) != 2 or items[0][0] != OID:
                 raise DERError("an attribute is SEQUENCE { OID, value }")
             oid = oid_text(items[0][1])
-            parts.append(f"/{SHORT_NAMES.get(oid, oid)}={_value_text(items[1][0], items[1][1])}")
+            separator = "+" if member else "/"
+            parts.append(f"{separator}{SHORT_NAMES.get(oid, oid)}={_value_text(items[1][0], items[1][1])}")
     return "".join(parts)
 
 

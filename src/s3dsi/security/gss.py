@@ -98,6 +98,14 @@ class GssAcceptor(_Context):
 
     def step(self, token: bytes) -> bytes:
         """Consume one input token, return the output token (possibly empty). GssError on failure."""
+        try:
+            return self._step(token)
+        except GssError:
+            raise
+        except SecurityContextError as err:
+            raise GssError(str(err)) from None
+
+    def _step(self, token: bytes) -> bytes:
         if self.complete:
             raise GssError("the security context is already established")
         self._tls.feed(token)
@@ -172,6 +180,14 @@ class GssInitiator(_Context):
         self._limited = limited
 
     def step(self, token: bytes | None = None) -> bytes:
+        try:
+            return self._step(token)
+        except GssError:
+            raise
+        except SecurityContextError as err:
+            raise GssError(str(err)) from None
+
+    def _step(self, token: bytes | None) -> bytes:
         if self.complete:
             raise GssError("the security context is already established")
         self._tls.feed(token or b"")

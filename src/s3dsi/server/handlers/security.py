@@ -16,7 +16,7 @@ import binascii
 from typing import TYPE_CHECKING
 
 from s3dsi.protocol.lines import MAX_LINE
-from s3dsi.protocol.replies import Reply
+from s3dsi.protocol.replies import NOT_SUPPORTED, Reply
 from s3dsi.protocol.session import Deferred
 from s3dsi.security.engine import SecurityContextError
 from s3dsi.security.gss import GssAcceptor
@@ -69,7 +69,7 @@ def _failed(session: Session, reason: str) -> Reply:
 async def adat(session: Session, cmd: Deferred) -> None:
     acceptor = session.security.gss
     if acceptor is None or not session.state.auth_in_progress:
-        await session.reply(Reply.line(503, "Send AUTH GSSAPI first."))
+        await session.reply(NOT_SUPPORTED)  # as GT without a security exchange in progress
         return
     try:
         token = base64.b64decode((cmd.line.arg or "").strip(), validate=True)
