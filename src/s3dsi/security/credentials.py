@@ -142,9 +142,12 @@ class DelegatedCredential:
         self.credential = credential
         self.directory: str | None = None
         self._path: str | None = None
+        self._closed = False
 
     @property
     def path(self) -> str:
+        if self._closed:
+            raise RuntimeError("the delegated credential was removed with its session")
         if self._path is None:
             self.directory = tempfile.mkdtemp(prefix="s3dsi-deleg-")
             path = os.path.join(self.directory, "x509up")
@@ -153,6 +156,7 @@ class DelegatedCredential:
         return self._path
 
     def close(self) -> None:
+        self._closed = True
         if self.directory is not None:
             shutil.rmtree(self.directory, ignore_errors=True)
         self.directory = None
