@@ -66,7 +66,8 @@ def test_curl_control_channel_tls_upload_list_download(ftps: S3dsi, ca_file: str
     assert ftps.object_bytes(bucket, name) == data
     listing = curl("--ftp-ssl-control", "--cacert", ca_file, f"{base(ftps)}/{bucket}/").stdout
     assert name in listing
-    curl("--ftp-ssl-control", "--cacert", ca_file, "-o", str(tmp_path / "back"), f"{base(ftps)}/{bucket}/{name}")
+    curl("--ftp-ssl-control", "--cacert", ca_file, "-o", str(tmp_path / "back"),
+         f"{base(ftps)}/{bucket}/{name}")
     assert (tmp_path / "back").read_bytes() == data
 
 
@@ -88,7 +89,7 @@ def test_clear_text_login_is_refused_with_require_tls(ftps: S3dsi, bucket: str) 
     client = ftplib.FTP()
     client.connect("127.0.0.1", ftps.daemon.port, timeout=30)
     try:
-        with pytest.raises(ftplib.error_perm, match="530 .*AUTH TLS"):
+        with pytest.raises(ftplib.error_perm, match=r"530 .*AUTH TLS"):
             client.login(USER, PASSWORD)
     finally:
         client.close()

@@ -113,7 +113,8 @@ def test_explicit_user_only_when_the_grid_mapfile_lists_it(gsi: S3dsi, pki: Pki,
     ("outside", "not allowed by the signing policy"),
     ("revoked", "certificate revoked"),
 ])
-def test_refused_identities(gsi: S3dsi, pki: Pki, bucket: str, tmp_path: Path, who: str, message: str) -> None:
+def test_refused_identities(gsi: S3dsi, pki: Pki, bucket: str, tmp_path: Path, who: str,
+                            message: str) -> None:
     proxy = pki.users[who].proxy
     src = write_file(tmp_path / "src", b"must not arrive")
     name = unique("refused")
@@ -137,7 +138,7 @@ def test_expired_proxy_is_refused_by_the_daemon_with_the_verify_error(gsi: S3dsi
     """globus-url-copy will not even send an expired proxy, so a GSS initiator of our own does."""
     data = pki.proxies["expired"].read_bytes()
     credential = parse_pem_credential(data, data, "expired")
-    initiator = GssInitiator(gsi_initiator_context(credential), lambda chain: identity_of(chain))
+    initiator = GssInitiator(gsi_initiator_context(credential), identity_of)
     with socket.create_connection(gsi.address, timeout=30) as sock:
         assert sock.recv(1000).startswith(b"220")
         assert _control(sock, "AUTH GSSAPI").startswith("334 ")
@@ -157,7 +158,7 @@ def test_expired_proxy_is_refused_by_the_daemon_with_the_verify_error(gsi: S3dsi
 def test_unprotected_command_after_gssapi_gets_533(gsi: S3dsi, pki: Pki) -> None:
     data = pki.proxies["rfc"].read_bytes()
     credential = parse_pem_credential(data, data, "rfc")
-    initiator = GssInitiator(gsi_initiator_context(credential), lambda chain: identity_of(chain),
+    initiator = GssInitiator(gsi_initiator_context(credential), identity_of,
                              delegate=credential)
     with socket.create_connection(gsi.address, timeout=30) as sock:
         assert sock.recv(1000).startswith(b"220")
@@ -217,7 +218,8 @@ def test_compare_logins_with_the_c_server(pki: Pki, tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, **pki.server_env(), "GRIDMAP": str(gridmap)}
     server = subprocess.Popen([program, "-p", str(port), "-control-interface", "127.0.0.1", "-data-interface",
-                               "127.0.0.1", "-c", str(tmp_path / "empty.conf"), "-C", str(tmp_path / "empty.d"),
+                               "127.0.0.1", "-c", str(tmp_path / "empty.conf"),
+                               "-C", str(tmp_path / "empty.d"),
                                "-allow-root", "-log-level", "all", "-logfile", str(tmp_path / "gt.log")],
                               env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                               stderr=subprocess.STDOUT)

@@ -53,6 +53,12 @@ def _key() -> rsa.RSAPrivateKey:
 NOW = dt.datetime.now(dt.UTC)
 
 
+def _usage(**flags: bool) -> x509.KeyUsage:
+    names = ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
+             "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only")
+    return x509.KeyUsage(**{name: flags.get(name, False) for name in names})
+
+
 def _ca(dn: str) -> Credential:
     key = _key()
     name = _name(dn)
@@ -60,9 +66,7 @@ def _ca(dn: str) -> Credential:
             .serial_number(x509.random_serial_number()).not_valid_before(NOW - dt.timedelta(days=1))
             .not_valid_after(NOW + dt.timedelta(days=30))
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
-                                         data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                                         crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(_usage(key_cert_sign=True, crl_sign=True), critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
             .sign(key, hashes.SHA256()))
     return Credential(cert, key)
@@ -74,20 +78,20 @@ def _issue(ca: Credential, dn: str, *, host: bool = False) -> Credential:
                .public_key(key.public_key()).serial_number(x509.random_serial_number())
                .not_valid_before(NOW - dt.timedelta(days=1)).not_valid_after(NOW + dt.timedelta(days=20))
                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-               .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=True,
-                                            data_encipherment=not host, key_agreement=False, key_cert_sign=False,
-                                            crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+               .add_extension(_usage(digital_signature=True, key_encipherment=True,
+                                     data_encipherment=not host), critical=True)
                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),  # type: ignore[arg-type]
                               critical=False))
     if host:
         import ipaddress  # noqa: PLC0415
-        builder = (builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
-                                                                ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        both = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH])
+        builder = (builder.add_extension(both, critical=False)
                    .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
                                                                x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
                                   critical=False))
     else:
-        builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        client = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH])
+        builder = builder.add_extension(client, critical=False)
     return Credential(builder.sign(ca.key, hashes.SHA256()), key)
 
 
@@ -137,7 +141,8 @@ class Pki:
 def grid_proxy_init(pki: Pki, cert: Path, key: Path, out: Path, *extra: str) -> Path:
     program = shutil.which("grid-proxy-init")
     if program is None:
-        raise RuntimeError("grid-proxy-init is not installed (Debian globus-proxy-utils; scripts/test installs it)")
+        raise RuntimeError("grid-proxy-init is not installed (Debian globus-proxy-utils; scripts/test "
+                           "installs it)")
     env = {k: v for k, v in os.environ.items() if not k.startswith("X509_")}
     env["X509_CERT_DIR"] = str(pki.cert_dir)
     proc = subprocess.run([program, "-q", "-rfc", *extra, "-cert", str(cert), "-key", str(key), "-certdir",
@@ -193,8 +198,9 @@ def build_pki(root: Path) -> Pki:
             _proxy_file(proxy, cred, chain=())
         pki.users[name] = User(name, dn, cert, key, proxy, cred)
 
-    revoked = x509.RevokedCertificateBuilder().serial_number(
-        pki.users["revoked"].credential.cert.serial_number).revocation_date(NOW - dt.timedelta(hours=1)).build()
+    serial = pki.users["revoked"].credential.cert.serial_number
+    revoked = (x509.RevokedCertificateBuilder().serial_number(serial)
+               .revocation_date(NOW - dt.timedelta(hours=1)).build())
     crl = (x509.CertificateRevocationListBuilder().issuer_name(ca.cert.subject)
            .last_update(NOW - dt.timedelta(hours=1)).next_update(NOW + dt.timedelta(days=7))
            .add_revoked_certificate(revoked).sign(ca.key, hashes.SHA256()))

@@ -2,7 +2,8 @@
 
 ``/C=XX/O=GSITest/OU=People/CN=Test User``: most significant RDN first (the order of the DER
 encoding), each attribute as ``/<OpenSSL short name>=<value>``; further attributes of a multi-valued RDN
-follow with ``+`` instead of ``/`` (OpenSSL 3). Values are printed from their encoded bytes, as OpenSSL 3 does: bytes outside
+follow with ``+`` instead of ``/`` (OpenSSL 3). Values are printed from their encoded bytes, as
+OpenSSL 3 does: bytes outside
 printable ASCII become ``\\xHH`` (upper-case hex, so UTF-8 ``ü`` is ``\\xC3\\xBC``), ``/`` and ``+``
 are escaped with a backslash; a GeneralString made of 4-byte characters whose first three bytes are
 zero prints only the fourth. Attribute types OpenSSL has no short name for print as dotted OIDs.

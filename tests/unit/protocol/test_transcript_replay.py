@@ -71,7 +71,8 @@ DEVIATIONS: dict[tuple[str, str], list[str]] = {
         ["504 DCAU S not supported: no security context (only DCAU N)."],
     ("raw_session_commands", "PROT P"): ["536 P protection level not supported."],
     ("raw_session_commands", "PROT S"): ["536 S protection level not supported."],
-    # (AUTH and ADAT are carried out by server/handlers/security.py: tests/unit/server/test_security_handlers.py
+    # (AUTH and ADAT are carried out by server/handlers/security.py; tests/unit/server/
+    # test_security_handlers.py
     # replays this transcript's AUTH/ADAT against a daemon without a host credential.)
     ("raw_session_commands", "SITE VERSION"): ["200 s3dsi 0.1.0"],
     # Not implemented for S3.

@@ -27,7 +27,8 @@ def proxy(path: Path) -> Credential:
 
 
 def pair(pki: Pki, protection: Protection, *, acceptor_cred: Credential, initiator_cred: Credential,
-         max_tls12: bool = False, authorize_initiator: object = None) -> tuple[DataChannelContext, DataChannelContext]:
+         max_tls12: bool = False, authorize_initiator: object = None
+         ) -> tuple[DataChannelContext, DataChannelContext]:
     def verify(chain: list[x509.Certificate]) -> PeerIdentity:
         return TrustStore.load(str(pki.cert_dir)).verify(chain)
 

@@ -42,7 +42,8 @@ NAMES = {
                                A(NameOID.EMAIL_ADDRESS, "john@example.org")]),
     "non-ascii": x509.Name([A(NameOID.COUNTRY_NAME, "DE"), A(NameOID.ORGANIZATION_NAME, "Universität"),
                             A(NameOID.COMMON_NAME, "Jürgen Müller 山田")]),
-    "slash-equals-plus": x509.Name([A(NameOID.ORGANIZATION_NAME, "A/B=C"), A(NameOID.COMMON_NAME, "x+y=z/w")]),
+    "slash-equals-plus": x509.Name([A(NameOID.ORGANIZATION_NAME, "A/B=C"),
+                                    A(NameOID.COMMON_NAME, "x+y=z/w")]),
     "control-and-bmp": x509.Name([A(NameOID.ORGANIZATION_NAME, "tab\there"),
                                   A(NameOID.COMMON_NAME, "Wide é", _type=_ASN1Type.BMPString)]),
     "multi-valued-rdn": x509.Name([x509.RelativeDistinguishedName([A(NameOID.COMMON_NAME, "a"),
@@ -60,6 +61,8 @@ def test_oneline_equals_openssl(label: str, tmp_path: Path) -> None:
 
 def test_known_forms() -> None:
     assert oneline(NAMES["plain"]) == "/C=XX/O=GSITest/OU=People/CN=Test User"
-    assert oneline(NAMES["dc-uid-email"]) == "/DC=org/DC=example/UID=jdoe/CN=John Doe/emailAddress=john@example.org"
-    assert oneline(NAMES["non-ascii"]).endswith("/CN=J\\xC3\\xBCrgen M\\xC3\\xBCller \\xE5\\xB1\\xB1\\xE7\\x94\\xB0")
+    assert oneline(NAMES["dc-uid-email"]) == \
+        "/DC=org/DC=example/UID=jdoe/CN=John Doe/emailAddress=john@example.org"
+    assert oneline(NAMES["non-ascii"]).endswith(
+        "/CN=J\\xC3\\xBCrgen M\\xC3\\xBCller \\xE5\\xB1\\xB1\\xE7\\x94\\xB0")
     assert oneline(NAMES["slash-equals-plus"]) == "/O=A\\/B=C/CN=x\\+y=z\\/w"

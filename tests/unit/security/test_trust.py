@@ -25,7 +25,8 @@ def store(pki: Pki) -> TrustStore:
 
 @pytest.mark.parametrize(("kind", "depth", "limited"), [("rfc", 1, False), ("limited", 1, True),
                                                          ("two-level", 2, False)])
-def test_proxies_of_the_mapped_user(store: TrustStore, pki: Pki, kind: str, depth: int, limited: bool) -> None:
+def test_proxies_of_the_mapped_user(store: TrustStore, pki: Pki, kind: str, depth: int,
+                                    limited: bool) -> None:
     identity = store.verify(chain(pki.proxies[kind]))
     assert identity.dn == USER_DN
     assert identity.proxy_depth == depth
@@ -49,7 +50,7 @@ def test_untrusted_ca(store: TrustStore, pki: Pki) -> None:
 
 
 def test_ca_without_signing_policy_is_refused(store: TrustStore, pki: Pki) -> None:
-    with pytest.raises(VerificationError, match="no signing policy file for the CA /C=XX/O=NoPolicy/CN=No Policy CA"):
+    with pytest.raises(VerificationError, match="no signing policy file for the CA /C=XX/O=NoPolicy/CN="):
         store.verify(chain(pki.users["nopolicy"].proxy))
 
 
@@ -72,7 +73,8 @@ def _copy_dir(pki: Pki, tmp_path: Path) -> Path:
 def test_ca_without_crl_is_tolerated(pki: Pki, tmp_path: Path) -> None:
     directory = _copy_dir(pki, tmp_path)
     (directory / f"{subject_hash(pki.ca.cert)}.r0").unlink()
-    assert TrustStore.load(str(directory)).verify(chain(pki.users["revoked"].proxy)).dn.endswith("Revoked User")
+    identity = TrustStore.load(str(directory)).verify(chain(pki.users["revoked"].proxy))
+    assert identity.dn.endswith("Revoked User")
 
 
 def test_expired_or_forged_crl_is_refused(pki: Pki, tmp_path: Path) -> None:

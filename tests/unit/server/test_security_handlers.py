@@ -31,7 +31,8 @@ def start(settings_env: dict[str, str] | None = None, **overrides: object) -> Da
     settings = make_settings(**overrides)
     if settings_env is not None:
         settings = dataclasses.replace(settings, environment=settings_env)
-    return DaemonThread(settings, SharedBackend(MemoryBackend()), users={"alice": "pw", "carol": "pw"}).start()
+    users = {"alice": "pw", "carol": "pw"}
+    return DaemonThread(settings, SharedBackend(MemoryBackend()), users=users).start()
 
 
 @pytest.fixture
