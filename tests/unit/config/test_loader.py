@@ -417,7 +417,8 @@ def test_threads_below_two_are_taken_as_two(etc: Layout, value: str, expected: i
 
 
 def test_security_options(etc: Layout) -> None:
-    etc.main.write_text("$X509_CERT_DIR /opt/certs\ngridmap /opt/grid-mapfile\ntls_certificate /opt/ftps.pem\n"
+    etc.main.write_text("$X509_CERT_DIR /opt/certs\ngridmap /opt/grid-mapfile\n"
+                        "tls_certificate /opt/ftps.pem\n"
                         "tls_key /opt/ftps.key\nrequire_tls 1\nencrypt_data 1\ngsi_tls_max_version 1.2\n")
     settings = etc.load()
     assert (settings.gridmap, settings.tls_certificate, settings.tls_key) == (
