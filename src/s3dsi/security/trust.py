@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from OpenSSL import crypto
 
 from s3dsi.security.dn import oneline
@@ -40,7 +41,7 @@ from s3dsi.security.signing_policy import SigningPolicy, SigningPolicyError
 DEFAULT_CERT_DIR = "/etc/grid-security/certificates"
 _CA_FILE = re.compile(r"([0-9a-f]{8})\.[0-9]+")
 _CRL_FILE = re.compile(r"([0-9a-f]{8})\.r[0-9]+")
-MAX_TRUST_FILE = 1024 * 1024
+MAX_TRUST_FILE = 64 * 1024 * 1024  # CRLs of large CAs run to megabytes
 
 
 class VerificationError(Exception):
@@ -79,7 +80,7 @@ class TrustStore:
     directory: str
     cas: list[x509.Certificate] = field(default_factory=list)
     policies: dict[str, SigningPolicy | str] = field(default_factory=dict)  # hash -> policy or error
-    crls: dict[str, list[x509.CertificateRevocationList]] = field(default_factory=dict)
+    crl_files: dict[str, list[str]] = field(default_factory=dict)  # hash -> paths, parsed when needed
     problems: list[str] = field(default_factory=list)  # unreadable files (logged by the caller)
 
     @classmethod
@@ -99,10 +100,7 @@ class TrustStore:
                 if ca_match:
                     store.cas.extend(x509.load_pem_x509_certificates(_read(path)))
                 elif crl_match:
-                    data = _read(path)
-                    crl = (x509.load_pem_x509_crl(data) if b"-----BEGIN" in data
-                           else x509.load_der_x509_crl(data))
-                    store.crls.setdefault(crl_match.group(1), []).append(crl)
+                    store.crl_files.setdefault(crl_match.group(1), []).append(path)
                 elif name.endswith(".signing_policy"):
                     key = name.removesuffix(".signing_policy")
                     try:
@@ -130,8 +128,20 @@ class TrustStore:
             raise VerificationError(f"Error with signing policy: the subject {subject} is not allowed by "
                                     f"the signing policy of the CA {ca_dn}")
 
+    def _crls(self, issuer_hash: str) -> list[x509.CertificateRevocationList]:
+        """The CRLs published for ``issuer_hash``, parsed now (only the CAs a chain uses cost anything)."""
+        crls = []
+        for path in self.crl_files.get(issuer_hash, []):
+            try:
+                data = _read(path)
+                pem = b"-----BEGIN" in data
+                crls.append(x509.load_pem_x509_crl(data) if pem else x509.load_der_x509_crl(data))
+            except (OSError, ValueError) as err:
+                raise VerificationError(f"Invalid CRL: {path} cannot be read: {err}") from None
+        return crls
+
     def _check_crl(self, cert: x509.Certificate, issuer: x509.Certificate, now: dt.datetime) -> None:
-        for crl in self.crls.get(subject_hash(issuer), []):
+        for crl in self._crls(subject_hash(issuer)):
             if crl.issuer != issuer.subject:
                 continue
             if not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
@@ -152,7 +162,7 @@ class TrustStore:
             raise VerificationError("the peer sent no certificate")
         now = at or dt.datetime.now(dt.UTC)
         store = crypto.X509Store()
-        for ca in self.cas:
+        for ca in {ca.fingerprint(hashes.SHA256()): ca for ca in self.cas}.values():  # duplicates: .0 and .1
             store.add_cert(crypto.X509.from_cryptography(ca))
         store.set_flags(crypto.X509StoreFlags.ALLOW_PROXY_CERTS)
         if at is not None:

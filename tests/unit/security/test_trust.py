@@ -124,3 +124,17 @@ def test_limited_proxy_cannot_sign_an_unlimited_one(store: TrustStore, pki: Pki)
         else:
             with pytest.raises(VerificationError, match="limited proxy cannot sign"):
                 store.verify([cert, *limited.certificates])
+
+
+def test_unreadable_crl_refuses_its_ca(pki: Pki, tmp_path: Path) -> None:
+    directory = _copy_dir(pki, tmp_path)
+    (directory / f"{subject_hash(pki.ca.cert)}.r0").write_bytes(b"not a CRL")
+    with pytest.raises(VerificationError, match="Invalid CRL: .* cannot be read"):
+        TrustStore.load(str(directory)).verify(chain(pki.proxies["rfc"]))
+
+
+def test_duplicate_ca_files_are_fine(pki: Pki, tmp_path: Path) -> None:
+    directory = _copy_dir(pki, tmp_path)
+    ca_hash = subject_hash(pki.ca.cert)
+    shutil.copy(directory / f"{ca_hash}.0", directory / f"{ca_hash}.1")
+    assert TrustStore.load(str(directory)).verify(chain(pki.proxies["rfc"])).dn == USER_DN

@@ -63,6 +63,8 @@ def test_without_host_credential_as_the_reference(plain: DaemonThread) -> None:
         client.read_reply()
         client.send("PASS pw")
         assert client.read_reply().code == 230  # passwords keep working
+        client.send("AUTH GSSAPI")
+        assert client.read_reply().lines == ["503 AUTH must come before the login."]
     finally:
         client.close()
 

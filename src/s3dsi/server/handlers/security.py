@@ -38,6 +38,9 @@ async def auth(session: Session, cmd: Deferred) -> None:
     if session.state.protection is not None:
         await session.reply(ALREADY_PROTECTED)
         return
+    if session.state.logged_in:
+        await session.reply(Reply.line(503, "AUTH must come before the login."))
+        return
     if mechanism == "GSSAPI":
         if services.gsi is None:
             await session.reply(Reply.block(530, services.gsi_unavailable))
