@@ -129,7 +129,7 @@ def test_limited_proxy_cannot_sign_an_unlimited_one(store: TrustStore, pki: Pki)
 def test_unreadable_crl_refuses_its_ca(pki: Pki, tmp_path: Path) -> None:
     directory = _copy_dir(pki, tmp_path)
     (directory / f"{subject_hash(pki.ca.cert)}.r0").write_bytes(b"not a CRL")
-    with pytest.raises(VerificationError, match="Invalid CRL: .* cannot be read"):
+    with pytest.raises(VerificationError, match=r"Invalid CRL: .* cannot be read"):
         TrustStore.load(str(directory)).verify(chain(pki.proxies["rfc"]))
 
 
