@@ -73,6 +73,11 @@ class DataChannelContext:
         return self.state == "established"
 
     @property
+    def peer_closed(self) -> bool:
+        """PROT S/P: the peer ended the TLS session (close_notify): end of data on this connection."""
+        return self._tls.peer_closed
+
+    @property
     def gsi_exchange(self) -> bool:
         """The NUL/flag exchange happens only for PROT C ("SSL-compatible" mode skips it)."""
         return self.protection == "C"

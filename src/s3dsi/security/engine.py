@@ -50,6 +50,7 @@ class TlsEngine:
         self.obj = context.wrap_bio(self._in, self._out, server_side=server_side,
                                     server_hostname=server_hostname)
         self.handshake_done = False
+        self.peer_closed = False  # the peer sent close_notify (a clean end of a data channel)
 
     def feed(self, data: bytes) -> None:
         if data:
@@ -87,7 +88,8 @@ class TlsEngine:
             raise SecurityContextError(describe(err)) from None
 
     def read(self) -> bytes:
-        """All application data the fed records hold (b"" if none)."""
+        """All application data the fed records hold (b"" if none); after the peer's close_notify,
+        what came before it, with ``peer_closed`` set."""
         chunks: list[bytes] = []
         while True:
             try:
@@ -95,10 +97,12 @@ class TlsEngine:
             except ssl.SSLWantReadError:
                 break
             except ssl.SSLZeroReturnError:
-                raise SecurityContextError("the peer closed the security context") from None
+                self.peer_closed = True
+                break
             except ssl.SSLError as err:
                 raise SecurityContextError(describe(err)) from None
-            if not chunk:
+            if not chunk:  # SSLObject.read returns b"" (rather than raising) once close_notify arrived
+                self.peer_closed = True
                 break
             chunks.append(chunk)
         return b"".join(chunks)

@@ -113,7 +113,9 @@ def test_prot_s_and_p_are_plain_mutual_tls(pki: Pki, protection: Protection) -> 
     assert payload not in wire and wire[0] == 23
     assert acceptor.receive(wire)[1] == payload
     assert initiator.receive(acceptor.wrap(b"back"))[1] == b"back"
-    assert initiator.close_notify()
+    last = initiator.wrap(b"last") + initiator.close_notify()
+    assert acceptor.receive(last)[1] == b"last"
+    assert acceptor.peer_closed
 
 
 def test_dcau_a_refuses_another_identity(pki: Pki) -> None:
