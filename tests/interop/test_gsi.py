@@ -9,8 +9,10 @@ client always asks to), which the daemon logs.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -23,6 +25,7 @@ from s3dsi.security.gss import GssInitiator
 from s3dsi.security.tlscontext import gsi_initiator_context
 from s3dsi.security.trust import identity_of
 from tests.interop.conftest import S3dsi, need, unique, write_file
+from tests.support.gridftp_server import _children as children_of
 from tests.support.gridftp_server import server_program
 from tests.support.moto_server import MotoS3, free_port
 from tests.support.pki import MAPPED_USERS, USER_DN, Pki
@@ -224,7 +227,6 @@ def test_compare_logins_with_the_c_server(pki: Pki, tmp_path: Path) -> None:
                               env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                               stderr=subprocess.STDOUT)
     try:
-        import socket  # noqa: PLC0415
         import time  # noqa: PLC0415
 
         deadline = time.monotonic() + 20
@@ -243,9 +245,8 @@ def test_compare_logins_with_the_c_server(pki: Pki, tmp_path: Path) -> None:
         assert outcomes == {"rfc": True, "limited": True, "two-level": True, "expired": False,
                             "unmapped": False, "untrusted": False, "nopolicy": False, "outside": False}
     finally:
-        for child in Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split() \
-                if Path(f"/proc/{server.pid}").exists() else []:
-            with __import__("contextlib").suppress(ProcessLookupError):
-                os.kill(int(child), 15)
+        for child in children_of(server.pid):  # one per control connection, by PID
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
         server.terminate()
         server.wait(10)
