@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.moto_server import MotoS3, MotoServerProcess
+from tests.support.pki import Pki, build_pki
 
 
 @pytest.fixture(scope="session")
@@ -22,3 +23,10 @@ def moto_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoS3]:
 def s3_bucket(moto_s3: MotoS3) -> str:
     """A fresh, uniquely named, empty bucket on the moto server (in its default region)."""
     return moto_s3.create_bucket()
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """The test grid PKI (tests/support/pki.py): CA with signing policy and CRL, host and user
+    certificates, grid-proxy-init proxies, grid-mapfile."""
+    return build_pki(tmp_path_factory.mktemp("pki"))

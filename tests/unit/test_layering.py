@@ -9,8 +9,8 @@ needs to point upwards).
 Layers, top to bottom; a module may import from its own package and from any package *below* its own,
 never from above, and never from a peer on the same line:
 
-* ``__main__`` → ``cli`` → ``daemon`` → ``server`` → ``transfer`` → ``storage`` / ``identity`` →
-  ``protocol`` / ``config`` → ``observability`` → the root package (``s3dsi/__init__.py``: the version).
+* ``__main__`` → ``cli`` → ``daemon`` → ``server`` → ``transfer`` / ``security`` → ``storage`` /
+  ``identity`` → ``protocol`` / ``config`` → ``observability`` → the root package (the version).
 
 A new package has to be placed in ``LAYERS`` before its first import passes.
 """
@@ -30,7 +30,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("cli",),
     ("daemon",),
     ("server",),
-    ("transfer",),
+    ("transfer", "security"),
     ("storage", "identity"),
     ("protocol", "config"),
     ("observability",),

@@ -25,6 +25,10 @@ from s3dsi.identity.passwords import PasswordFile, PasswordFileError
 from s3dsi.identity.usermap import MapError, UserMap
 from s3dsi.observability.levels import parse_s3_debug
 from s3dsi.observability.logging import REDACTED, is_secret_name, redact_text
+from s3dsi.security.credentials import CredentialError
+from s3dsi.security.gridmap import GridMap, GridMapError
+from s3dsi.security.trust import TrustStore
+from s3dsi.server.security import SecurityServices
 
 _SIZE_FIELDS = frozenset({"part_size_min", "part_size_max", "memory_budget"})
 
@@ -186,6 +190,31 @@ def _check_state_dir(settings: Settings, found: Findings) -> None:
                             "restart journal there")
 
 
+def _check_security(settings: Settings, found: Findings) -> None:
+    """GSI/FTPS: the host (and FTPS) credential as ``serve`` loads it, the CAs, the grid-mapfile."""
+    try:
+        services = SecurityServices.load(settings)
+    except CredentialError as err:
+        found.errors.append(f"GSI/FTPS credential: {err}")
+        return
+    if services.gsi is None:
+        found.notes.append("GSI (gsiftp://): off, no host certificate (X509_USER_CERT / X509_USER_KEY)")
+    else:
+        store = TrustStore.load(services.cert_dir)
+        found.warnings.extend(f"X509_CERT_DIR: {problem}" for problem in store.problems)
+        found.notes.append(f"GSI (gsiftp://): host certificate {services.host_dn}; {len(store.cas)} CA(s) in "
+                           f"{services.cert_dir}")
+        try:
+            gridmap = GridMap.load(services.gridmap)
+            found.notes.append(f"grid-mapfile {services.gridmap}: {len(gridmap.entries)} DN(s)")
+        except GridMapError as err:
+            found.warnings.append(f"grid-mapfile: {err} (every GSI login would be refused)")
+    found.notes.append(f"FTPS (AUTH TLS): {'on' if services.ftps is not None else 'off, no certificate'}")
+    if settings.require_tls and not services.mechanisms:
+        found.errors.append("require_tls 1 without a certificate for GSI or FTPS: every login would be "
+                            "refused")
+
+
 def check_settings(settings: Settings) -> Findings:
     """Everything ``serve`` would trip over at start-up, beyond what loading already validated."""
     found = Findings(warnings=list(settings.warnings))
@@ -195,6 +224,7 @@ def check_settings(settings: Settings) -> Findings:
     _check_writable(settings, "log_single", settings.log_single, found)
     _check_writable(settings, "log_transfer", settings.log_transfer, found)
     _check_state_dir(settings, found)
+    _check_security(settings, found)
     if settings.s3_debug:
         level, path = parse_s3_debug(settings.s3_debug)
         if level:

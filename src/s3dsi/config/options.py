@@ -52,6 +52,13 @@ def _s3_debug(text: str) -> str:
     return text.strip()
 
 
+def _tls_version(text: str) -> str:
+    value = text.strip()
+    if value not in ("1.2", "1.3"):
+        raise ValueError("1.2 or 1.3")
+    return value
+
+
 def _optional(parse: Callable[[str], object]) -> Callable[[str], object]:
     def parse_or_unset(text: str) -> object:
         return None if not text.strip() else parse(text)
@@ -87,6 +94,12 @@ GRIDFTP_OPTIONS: dict[str, OptionSpec] = {
     "data_pressure_timeout": OptionSpec("data_pressure_timeout", _non_negative_gt_int),  # s3dsi's own
     # GT: "allow clients to be mapped to root"; here: root without process_user runs sessions as root
     "allow_root": OptionSpec("allow_root", v.parse_gt_bool),
+    "gridmap": OptionSpec("gridmap", _path),
+    "tls_certificate": OptionSpec("tls_certificate", _path),
+    "tls_key": OptionSpec("tls_key", _path),
+    "require_tls": OptionSpec("require_tls", v.parse_gt_bool),
+    "encrypt_data": OptionSpec("encrypt_data", v.parse_gt_bool),
+    "gsi_tls_max_version": OptionSpec("gsi_tls_max_version", _tls_version),
 }
 
 # ``hostname`` sets both interfaces unless they are set themselves (handled by the loader).
@@ -126,7 +139,7 @@ FIELD_PARSERS: dict[str, Callable[[str], object]] = {
 IGNORED_GT_OPTIONS = frozenset({
     "help", "longhelp", "version", "versions", "inetd", "daemon", "detach", "ssh", "exec", "chdir",
     "chdir_to", "fork", "fork_fallback", "single", "chroot_path", "auth_level", "ipc_allow_from",
-    "ipc_deny_from", "allow_from", "deny_from", "encrypt_data", "secure_ipc", "ipc_auth_mode",
+    "ipc_deny_from", "allow_from", "deny_from", "secure_ipc", "ipc_auth_mode",
     "ipc_user_name", "ipc_subject", "ipc_credential", "ipc_cookie", "anonymous_group", "sharing_dn",
     "sharing_state_dir", "sharing_control", "sharing_rp", "sharing_users_allow", "sharing_users_deny",
     "sharing_groups_allow", "sharing_groups_deny", "allow_disabled_login",

@@ -56,6 +56,13 @@ class Settings:
     data_idle_timeout: int = 180  # seconds without a data byte moving fail a transfer (0: never)
     data_pressure_timeout: int = 20  # ... shorter while it holds memory another transfer waits for
     allow_root: bool = False  # started as root without process_user: run sessions as root, no fork
+    # ---- security (GSI and FTPS; the GSI paths also come from X509_* / GRIDMAP in the environment) -----
+    gridmap: str | None = None  # grid-mapfile; None: $GRIDMAP, else /etc/grid-security/grid-mapfile
+    tls_certificate: str | None = None  # FTPS certificate; None: the host certificate
+    tls_key: str | None = None  # its key; None: tls_certificate itself, or the host key
+    require_tls: bool = False  # refuse USER/PASS on a clear-text control connection
+    encrypt_data: bool = False  # GT: require encrypted data channels (recognised; data half not done yet)
+    gsi_tls_max_version: str = "1.3"  # "1.2" for GCT clients of 2021-2022 whose TLS 1.3 was broken
     # ---- S3 connector conf -----------------------------------------------------------------------
     host_name: str = "https://s3.amazonaws.com"  # endpoint URL of the default region
     s3_map_filename: str | None = None  # None: ~/.globus/s3 of the process user

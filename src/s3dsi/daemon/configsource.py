@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 from s3dsi.config.loader import load_settings
 from s3dsi.config.settings import Settings
 
-# Settings a running daemon cannot change: they shaped sockets, pools or the process model at start.
+# Settings a running daemon cannot change: they shaped sockets, pools or the process model at start
+# (the GSI/FTPS ones: the host credential and its TLS contexts are loaded once, before any drop).
 RESTART_ONLY = ("port", "control_interface", "process_user", "process_group", "allow_root", "threads",
-                "part_workers", "memory_budget", "metrics_listen", "admin_socket", "state_dir")
+                "part_workers", "memory_budget", "metrics_listen", "admin_socket", "state_dir",
+                "gridmap", "tls_certificate", "tls_key", "gsi_tls_max_version")
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from s3dsi.observability.metrics import Metrics, http_response, render_prometheu
 from s3dsi.observability.transferlog import TransferLog, TransferRecord
 from s3dsi.server.app import Daemon
 from s3dsi.server.context import Authenticator, BackendProvider
+from s3dsi.server.security import SecurityServices
 from s3dsi.transfer.tasks import TaskSet
 
 log = get_logger("s3dsi.daemon")
@@ -99,7 +100,7 @@ class SingleProcessRuntime:
                  authenticator: Authenticator, backends: BackendProvider, transfer_log: TransferLog,
                  metrics: Metrics | None = None, reload: Reload | None = None,
                  on_ready: Callable[[Daemon], None] | None = None, stdout: TextIO | None = None,
-                 log_opener: LogOpener | None = None) -> None:
+                 log_opener: LogOpener | None = None, security: SecurityServices | None = None) -> None:
         self.settings = settings
         self.model = model
         self.runs_as = runs_as
@@ -109,7 +110,8 @@ class SingleProcessRuntime:
         self._reload = reload
         self._on_ready = on_ready
         self._log_opener = log_opener
-        self.daemon = Daemon(settings, authenticator=authenticator, backends=backends, stdout=stdout)
+        self.daemon = Daemon(settings, authenticator=authenticator, backends=backends, stdout=stdout,
+                             security=security)
         self.daemon.ctx.on_transfer_done = self._transfer_done
         if metrics is not None:
             self.daemon.ctx.on_session_opened = metrics.session_opened

@@ -34,6 +34,8 @@ from s3dsi.identity.passwords import PasswordFileError
 from s3dsi.observability.logging import get_logger
 from s3dsi.observability.metrics import Metrics, prometheus_available
 from s3dsi.observability.transferlog import TransferLog
+from s3dsi.security.credentials import CredentialError
+from s3dsi.server.security import SecurityServices
 
 log = get_logger("s3dsi.daemon")
 
@@ -108,12 +110,26 @@ def _prepare_state_dir(state_dir: str, service: Account) -> None:
         raise StartupError(f"state_dir: {err.filename or state_dir}: {err.strerror}") from None
 
 
+def load_security(settings: Settings) -> SecurityServices:
+    """The host credential (GSI) and the FTPS certificate, read now (as root, before any drop)."""
+    try:
+        services = SecurityServices.load(settings)
+    except CredentialError as err:
+        raise StartupError(f"GSI/FTPS credential: {err}") from None
+    log.info("security", gsi=services.gsi is not None, ftps=services.ftps is not None,
+             host_dn=services.host_dn, cert_dir=services.cert_dir, gridmap=services.gridmap)
+    if settings.require_tls and not services.mechanisms:
+        log.warning("require_tls is set but neither GSI nor FTPS has a certificate: every login is refused")
+    return services
+
+
 def serve(source: ConfigSource, stdout: TextIO | None = None) -> int:
     """Run the daemon until SIGTERM/SIGINT; the exit status of ``s3dsi serve``."""
     settings, plan = prepare(source)
+    security = load_security(settings)  # per-session children load it again, still root, per connection
     if plan.model is ProcessModel.PER_SESSION:
         return _serve_per_session(source, settings, stdout)
-    return _serve_single(source, settings, plan, stdout)
+    return _serve_single(source, settings, plan, stdout, security)
 
 
 def _serve_per_session(source: ConfigSource, settings: Settings, stdout: TextIO | None) -> int:
@@ -128,7 +144,8 @@ def _serve_per_session(source: ConfigSource, settings: Settings, stdout: TextIO 
     return supervisor.run()
 
 
-def _serve_single(source: ConfigSource, settings: Settings, plan: ProcessPlan, stdout: TextIO | None) -> int:
+def _serve_single(source: ConfigSource, settings: Settings, plan: ProcessPlan, stdout: TextIO | None,
+                  security: SecurityServices) -> int:
     service = plan.account if plan.model is ProcessModel.SERVICE_USER else None
     try:
         authenticator = load_authenticator(settings, owner_uid=service.uid if service else None)
@@ -162,7 +179,7 @@ def _serve_single(source: ConfigSource, settings: Settings, plan: ProcessPlan, s
             settings, model=plan.model, runs_as=service or Account.current(), listeners=listeners,
             authenticator=authenticator, backends=factories.map_backends(settings),
             transfer_log=transfer_log, metrics=metrics, reload=reload, stdout=stdout or sys.stdout,
-            log_opener=helper.log_opener if helper is not None else None)
+            log_opener=helper.log_opener if helper is not None else None, security=security)
         return run_loop(runtime.run())
     finally:
         if helper is not None:

@@ -64,7 +64,7 @@ _TABLE: Final = (
     _spec("PASS", "PASS <sp> password", "optional", "io", pre_auth=True),
     _spec("PBSZ", "PBSZ <sp> size", "required", "state"),
     _spec("PORT", "PORT <sp> h1,h2,h3,h4,p1,p2", "required", "io"),
-    _spec("PROT", "PROT <sp> C", "required", "state"),
+    _spec("PROT", "PROT <sp> C | P (P: on an AUTH TLS/GSSAPI control channel)", "required", "state"),
     _spec("SITE", "SITE <sp> command [<sp> arguments]", "required", "state"),
     _spec("EPRT", "EPRT <sp> |af|address|port|", "required", "io"),
     _spec("RETR", "RETR [<sp> pathname]", "required", "io", path=True),
@@ -88,9 +88,10 @@ _TABLE: Final = (
     _spec("CKSM", "CKSM <sp> algorithm <sp> offset <sp> length <sp> pathname", "required", "io",
           path=True),
     _spec("ABOR", "ABOR (abort the running transfer)", "none", "io"),
-    # RFC 2228 placeholders until GSI arrives: AUTH answers 504, ADAT 500 (as GT without AUTH).
-    _spec("AUTH", "AUTH <sp> mechanism", "required", "state", pre_auth=True, listed=False),
-    _spec("ADAT", "ADAT <sp> base64 data", "optional", "state", pre_auth=True, listed=False),
+    # RFC 2228 / RFC 4217: carried out by server/handlers/security.py (GT's HELP does not list them)
+    _spec("AUTH", "AUTH <sp> GSSAPI | TLS", "required", "io", pre_auth=True, listed=False),
+    _spec("ADAT", "ADAT <sp> base64 data", "optional", "io", pre_auth=True, listed=False),
+    _spec("CCC", "CCC (refused: the control channel stays protected)", "none", "state", listed=False),
 )
 
 COMMANDS: Final[dict[str, CommandSpec]] = {spec.verb: spec for spec in _TABLE}
@@ -149,10 +150,13 @@ CHECKSUM_PRIORITIES: Final = {"MD5": 10, "ADLER32": 10, "SHA1": 10, "SHA256": 11
                               "CRC32C": 10}
 
 
-def feat_reply(*, logged_in: bool, checksum_algorithms: Sequence[str], mode_e: bool) -> Reply:
-    """FEAT listing only what is implemented; CKSM only after login (as GT), PARALLEL only with MODE E.
+def feat_reply(*, logged_in: bool, checksum_algorithms: Sequence[str], mode_e: bool,
+               auth_mechanisms: Sequence[str] = ()) -> Reply:
+    """FEAT listing only what is implemented; CKSM only after login (as GT), PARALLEL only with MODE E;
+    ``AUTH <mechanism>`` for each mechanism the daemon can serve, then PBSZ and PROT (RFC 4217).
 
-    Deliberately absent: DCAU (no GSI yet), DCSC, GETPUT, MFMT, STORATTR, HTTP, WHOAMI.
+    Deliberately absent: DCAU (globus-url-copy would then default to DCAU A, which needs the
+    data-channel security not wired yet; gsi.md pitfall 8), DCSC, GETPUT, MFMT, STORATTR, HTTP, WHOAMI.
     """
     features: list[str] = []
     if logged_in and checksum_algorithms:
@@ -164,4 +168,6 @@ def feat_reply(*, logged_in: bool, checksum_algorithms: Sequence[str], mode_e: b
         features.append("PARALLEL")
     features += ["SIZE", f"MLST {FEAT_FACTS}", "ERET", "ESTO", "SPAS", "SPOR", "REST STREAM", "MDTM",
                  "PASV AllowDelayed;", "SBUF"]
+    if auth_mechanisms:
+        features += [f"AUTH {mechanism}" for mechanism in auth_mechanisms] + ["PBSZ", "PROT"]
     return Reply.multi(211, "Extensions supported", [f" {feature}" for feature in features], "End.")

@@ -25,6 +25,10 @@ import re
 from dataclasses import dataclass
 
 MAX_LINE = 16 * 1024
+# What an RFC 2228 layer puts in place of a command that arrived unprotected (the core answers 533) or
+# whose token could not be decoded (535); a NUL cannot start a real command line.
+UNPROTECTED_LINE = b"\x00UNPROTECTED\r\n"
+UNDECODABLE_LINE = b"\x00UNDECODABLE\r\n"
 
 IAC = 0xFF
 _WILL, _WONT, _DO, _DONT = 0xFB, 0xFC, 0xFD, 0xFE

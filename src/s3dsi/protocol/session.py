@@ -22,6 +22,13 @@ Rules of the session — every state transition happens in this module:
 6. Session settings (TYPE, MODE, OPTS, SBUF, DCAU, PROT, PBSZ, TREV, LANG, MLST facts, CWD) last
    until changed. CWD/CDUP change the directory only through ``changed_directory``.
 7. ``QUIT`` answers 221 and sets ``closing``; the network layer closes after sending it.
+8. Security (RFC 2228/4217): while an AUTH GSSAPI exchange runs (``auth_in_progress``) only ADAT and
+   QUIT are accepted (530 ``Must perform GSSAPI authentication.``, as GT). Once the control channel is
+   protected (``protection``), the layer turns an unprotected command into a sentinel line answered
+   with 533 (and an undecodable token with 535); PBSZ and PROT are then allowed before login, and
+   ``PROT P|S`` is accepted (recorded for the data channels). ``require_protection`` refuses
+   USER/PASS on a clear-text channel. A transfer or listing with a protection level other than C is
+   refused with 521 until data-channel protection exists.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ from s3dsi.protocol.commands import (
     feat_reply,
     help_reply,
 )
-from s3dsi.protocol.lines import CommandLine
+from s3dsi.protocol.lines import UNDECODABLE_LINE, UNPROTECTED_LINE, CommandLine
 from s3dsi.protocol.listing import DEFAULT_FACTS, SUPPORTED_FACTS
 from s3dsi.protocol.parsing import (
     OPTS_FAILED,
@@ -81,6 +88,15 @@ _OCTAL_MODE = re.compile(r"[0-7]{3,4}")
 _INTERVAL = re.compile(r"[0-9]{1,6}(?:\.[0-9]{1,3})?")
 
 _ALREADY_LOGGED_IN = Reply.line(503, "You are already logged in.")
+_UNPROTECTED_VERB = UNPROTECTED_LINE.decode().strip()
+_UNDECODABLE_VERB = UNDECODABLE_LINE.decode().strip()
+UNPROTECTED_REFUSED = Reply.line(533, "Command protection level denied for paranoid reasons.")
+UNDECODABLE_REFUSED = Reply.line(535, "Failed security check: the protected command could not be decoded.")
+EXPECTING_ADAT = Reply.line(530, "Must perform GSSAPI authentication.")
+PROTECTION_REQUIRED = Reply.line(530, "Login refused: this server requires a protected control connection; "
+                                      "use AUTH TLS (FTPS) or gsiftp://.")
+_DATA_COMMANDS = frozenset({"RETR", "STOR", "APPE", "ERET", "ESTO", "LIST", "NLST", "MLSD", "MLSR"})
+_SECURITY_PRE_AUTH = frozenset({"PBSZ", "PROT", "CCC"})
 _MODE_E_UNAVAILABLE = Reply.line(504, "Command not implemented for that parameter.")
 
 
@@ -120,6 +136,8 @@ class SessionState:
     expected_checksum: tuple[str, str] | None = None  # (ALGORITHM, lowercase hex) from SCKS
     epsv_all: bool = False  # recorded only: GT keeps accepting PORT/PASV after EPSV ALL
     task_id: str | None = None  # SITE TASKID: the client's task, written in the transfer log
+    protection: str | None = None  # "GSSAPI" | "TLS" once the control channel is protected
+    auth_in_progress: bool = False  # between AUTH GSSAPI (334) and the end of the ADAT exchange
 
 
 @dataclass(frozen=True)
@@ -150,23 +168,26 @@ class ProtocolCore:
 
     def __init__(self, *, checksum_algorithms: Sequence[str] = DEFAULT_CHECKSUMS,
                  mode_e_supported: bool = True, version: str = __version__,
-                 state: SessionState | None = None) -> None:
+                 state: SessionState | None = None, require_protection: bool = False,
+                 auth_mechanisms: Sequence[str] = ()) -> None:
         self.checksum_algorithms = tuple(alg.upper() for alg in checksum_algorithms)
+        self.require_protection = require_protection
+        self.auth_mechanisms = tuple(auth_mechanisms)
         self.mode_e_supported = mode_e_supported
         self.version = version
         self.state = state if state is not None else SessionState()
         self.closing = False
         self._handlers: dict[str, Handler] = {
             "USER": self._user, "PASS": self._pass, "QUIT": self._quit, "NOOP": self._noop,
-            "SYST": self._syst, "FEAT": self._feat, "HELP": self._help, "AUTH": self._auth,
-            "ADAT": self._adat, "TYPE": self._type, "MODE": self._mode, "STRU": self._stru,
+            "SYST": self._syst, "FEAT": self._feat, "HELP": self._help,
+            "TYPE": self._type, "MODE": self._mode, "STRU": self._stru,
             "PWD": self._pwd, "ALLO": self._allo, "REST": self._rest, "SBUF": self._sbuf,
             "DCAU": self._dcau, "PBSZ": self._pbsz, "PROT": self._prot, "LANG": self._lang,
             "TREV": self._trev, "SCKS": self._scks, "OPTS": self._opts, "SITE": self._site,
             "STAT": self._stat, "RNTO": self._rnto, "CDUP": self._cdup, "EPSV": self._epsv,
             "SPAS": self._spas, "PORT": self._port, "EPRT": self._eprt, "SPOR": self._spor,
             "ERET": self._eret, "ESTO": self._esto, "CKSM": self._cksm, "LIST": self._list,
-            "NLST": self._list,
+            "NLST": self._list, "CCC": self._ccc,
         }
 
     # -- entry points ----------------------------------------------------------------------------
@@ -183,11 +204,22 @@ class ProtocolCore:
             self.state.rnfr = None
         if line.too_long:
             return LINE_TOO_LONG
+        if line.verb == _UNPROTECTED_VERB:
+            return UNPROTECTED_REFUSED
+        if line.verb == _UNDECODABLE_VERB:
+            return UNDECODABLE_REFUSED
+        if self.state.auth_in_progress and line.verb not in ("ADAT", "QUIT"):
+            return EXPECTING_ADAT
         spec = COMMANDS.get(line.verb)
         if spec is None:
             return NOT_SUPPORTED
-        if not self.state.logged_in and not spec.pre_auth:
+        protected = self.state.protection is not None
+        early = spec.pre_auth or (protected and spec.verb in _SECURITY_PRE_AUTH)
+        if not self.state.logged_in and not early:
             return LOGIN_REQUIRED
+        if spec.verb in _DATA_COMMANDS and self.state.prot != "C":
+            return Reply.line(521, f"Data connection cannot be opened with PROT {self.state.prot}: "
+                                   "data-channel protection is not available yet; send PROT C.")
         if (spec.arg == "required" and line.arg is None) or (spec.arg == "none" and line.arg is not None):
             return SYNTAX_ERROR
         if spec.takes_path and line.arg is not None and line.has_undecodable:
@@ -201,11 +233,15 @@ class ProtocolCore:
             return err.reply
 
     # -- completions called by the network layer -------------------------------------------------
-    def login_succeeded(self, user: str) -> Reply:
-        """PASS accepted: the session now acts as local ``user``. ``230 User <name> logged in.``"""
-        name = self.state.pending_user
-        if name is None:
+    def login_succeeded(self, user: str, name: str | None = None) -> Reply:
+        """PASS accepted: the session now acts as local ``user``. ``230 User <name> logged in.``
+
+        ``name``: the login name to show (GSI: the mapped account instead of ``:globus-mapping:``).
+        """
+        pending = self.state.pending_user
+        if pending is None:
             raise RuntimeError("login_succeeded without a pending USER")
+        name = name or pending
         self.state.logged_in = True
         self.state.user = user
         self.state.login_name = name
@@ -246,7 +282,7 @@ class ProtocolCore:
 
     def feat(self) -> Reply:
         return feat_reply(logged_in=self.state.logged_in, checksum_algorithms=self.checksum_algorithms,
-                          mode_e=self.mode_e_supported)
+                          mode_e=self.mode_e_supported, auth_mechanisms=self.auth_mechanisms)
 
     # -- helpers ---------------------------------------------------------------------------------
     def _target(self, arg: str | None) -> Target:
@@ -256,6 +292,8 @@ class ProtocolCore:
     def _user(self, spec: CommandSpec, line: CommandLine) -> Reply | Deferred:
         if self.state.logged_in:
             return _ALREADY_LOGGED_IN
+        if self.require_protection and self.state.protection is None:
+            return PROTECTION_REQUIRED
         name = line.arg or ""
         self.state.pending_user = name
         return Reply.line(331, f"Password required for {name}.")
@@ -263,6 +301,9 @@ class ProtocolCore:
     def _pass(self, spec: CommandSpec, line: CommandLine) -> Reply | Deferred:
         if self.state.logged_in:
             return _ALREADY_LOGGED_IN
+        if self.require_protection and self.state.protection is None:
+            self.state.pending_user = None
+            return PROTECTION_REQUIRED
         if self.state.pending_user is None:
             return Reply.line(503, "Login with USER first.")
         return Deferred(spec, line)
@@ -283,11 +324,20 @@ class ProtocolCore:
     def _help(self, spec: CommandSpec, line: CommandLine) -> Reply | Deferred:
         return help_reply(line.arg)
 
-    def _auth(self, spec: CommandSpec, line: CommandLine) -> Reply | Deferred:
-        return Reply.line(504, "Unknown authentication type.")
+    def _ccc(self, spec: CommandSpec, line: CommandLine) -> Reply | Deferred:
+        return Reply.line(534, "CCC refused: the control connection stays protected.")
 
-    def _adat(self, spec: CommandSpec, line: CommandLine) -> Reply | Deferred:
-        return NOT_SUPPORTED  # as GT without a security exchange in progress
+    # -- security exchange (the network layer runs AUTH/ADAT and reports here) --------------------
+    def auth_started(self) -> Reply:
+        """AUTH GSSAPI accepted: only ADAT (and QUIT) until the exchange ends."""
+        self.state.auth_in_progress = True
+        return Reply.line(334, "Using authentication type; ADAT must follow.")
+
+    def auth_ended(self, protection: str | None) -> None:
+        """The exchange succeeded (``protection`` = the mechanism now protecting the channel) or failed."""
+        self.state.auth_in_progress = False
+        if protection is not None:
+            self.state.protection = protection
 
     def _pwd(self, spec: CommandSpec, line: CommandLine) -> Reply | Deferred:
         return pwd_reply(self.state.cwd)
@@ -346,10 +396,10 @@ class ProtocolCore:
 
     def _prot(self, spec: CommandSpec, line: CommandLine) -> Reply | Deferred:
         level = (line.arg or "").strip().upper()
-        if level != "C":
+        if level != "C" and not (level in ("S", "P") and self.state.protection is not None):
             return Reply.line(536, f"{level} protection level not supported.")
-        self.state.prot = "C"
-        return Reply.line(200, "Protection level set to C.")
+        self.state.prot = level
+        return Reply.line(200, f"Protection level set to {level}.")
 
     def _lang(self, spec: CommandSpec, line: CommandLine) -> Reply | Deferred:
         if line.arg is not None and line.arg.strip().upper() != "EN":

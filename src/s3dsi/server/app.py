@@ -16,6 +16,7 @@ from s3dsi.protocol.replies import Reply
 from s3dsi.server.context import Authenticator, BackendProvider, DaemonContext
 from s3dsi.server.control import ControlStream
 from s3dsi.server.handlers import handler_table
+from s3dsi.server.security import SecurityServices
 from s3dsi.server.session import Handler, Session
 from s3dsi.transfer.buffers import BufferPool
 from s3dsi.transfer.journal import UploadJournal
@@ -27,7 +28,9 @@ log = get_logger("s3dsi.daemon")
 
 class Daemon:
     def __init__(self, settings: Settings, *, authenticator: Authenticator, backends: BackendProvider,
-                 stdout: TextIO | None = None) -> None:
+                 stdout: TextIO | None = None, security: SecurityServices | None = None) -> None:
+        """``security``: GSI/FTPS loaded by the caller (before a privilege drop); None loads them from
+        ``settings`` here, disabling them with an error logged when the host credential is unusable."""
         self.settings = settings
         # the verb -> handler table every session of this daemon dispatches with, built here, once
         self.handlers: Mapping[str, Handler] = handler_table()
@@ -40,6 +43,7 @@ class Daemon:
             namespace_pool=ThreadPoolExecutor(namespace_threads(settings.threads),
                                               thread_name_prefix="s3dsi-ns"),
             journal=UploadJournal(settings.state_dir),
+            security=security if security is not None else SecurityServices.load_or_disabled(settings),
         )
         self._stdout = stdout if stdout is not None else sys.stdout
         self._server: asyncio.Server | None = None

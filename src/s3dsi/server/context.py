@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from s3dsi.config.settings import Settings
+from s3dsi.server.security import SecurityServices
 from s3dsi.storage.backend import Backend
 from s3dsi.transfer.buffers import BufferPool
 from s3dsi.transfer.journal import UploadJournal
@@ -67,6 +68,7 @@ class DaemonContext:
     sessions: set[Any] = field(default_factory=set)
     on_transfer_done: Callable[[Any], None] | None = None
     on_session_opened: Callable[[], None] | None = None  # once per session served (metrics)
+    security: SecurityServices = field(default_factory=SecurityServices)  # GSI / FTPS (none by default)
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking namespace operation (stat, list page, mkdir...) off the event loop."""

@@ -1,9 +1,12 @@
 """The control connection's byte stream, with the seam for RFC 2228 security.
 
 A ``ControlLayer`` sits between the socket and the line parser: ``incoming`` turns wire bytes into
-plain command bytes, ``outgoing`` turns a reply into wire bytes. Clear text passes bytes through; a
-GSSAPI layer (a later issue) unwraps ``ENC``/``MIC`` lines and wraps every reply line separately as
-``631``/``632``. Command handlers never see the difference.
+plain command bytes, ``outgoing`` turns a reply into wire bytes, ``pending`` gives bytes the layer
+itself must send (TLS handshake records). Clear text passes bytes through; after AUTH GSSAPI the
+layer unwraps ``ENC``/``MIC`` lines and wraps every reply line separately as ``631``/``632``; after
+AUTH TLS the whole stream is TLS (both in s3dsi.security.rfc2228). Command handlers never see the
+difference. ``send_and_switch`` sends the last reply of the old layer and installs the new one with
+no await in between, so no byte the client sends after that reply can reach the old layer.
 
 Urgent (TCP out-of-band) bytes are kept in the stream: clients that send ``ABOR`` as urgent data
 (Python's ftplib sends the whole ``ABOR\r\n`` with MSG_OOB, so its final LF is the urgent byte;
@@ -21,10 +24,16 @@ from s3dsi.protocol.replies import Reply, encode_line
 
 
 class ControlLayer(Protocol):
-    def incoming(self, data: bytes) -> bytes: ...
+    def incoming(self, data: bytes) -> bytes:
+        """Plain command bytes in ``data`` (ConnectionError when the layer cannot go on)."""
+        ...
 
     def outgoing(self, lines: Sequence[str]) -> bytes:
         """Wire bytes for these reply lines (a layer may wrap each line on its own)."""
+        ...
+
+    def pending(self) -> bytes:
+        """Bytes the layer has to send on its own after ``incoming`` (handshake records)."""
         ...
 
 
@@ -34,6 +43,9 @@ class ClearText:
 
     def outgoing(self, lines: Sequence[str]) -> bytes:
         return b"".join(encode_line(line) + b"\r\n" for line in lines)
+
+    def pending(self) -> bytes:
+        return b""
 
 
 def keep_urgent_inline(writer: asyncio.StreamWriter) -> None:
@@ -60,10 +72,30 @@ class ControlStream:
 
     async def read(self) -> bytes:
         """Plain command bytes; b"" at end of stream."""
-        data = await self.reader.read(65536)
-        if not data:
-            return b""
-        return self.layer.incoming(data)
+        while True:
+            data = await self.reader.read(65536)
+            if not data:
+                return b""
+            plain = self.layer.incoming(data)
+            own = self.layer.pending()
+            if own:
+                async with self._write_lock:
+                    self.writer.write(own)
+                    await self.writer.drain()
+            if plain:
+                return plain
+
+    async def send_and_switch(self, reply: Reply, layer: ControlLayer) -> None:
+        """Send ``reply`` through the current layer, then use ``layer`` for everything after it."""
+        async with self._write_lock:
+            if self.writer.is_closing():
+                return
+            self.writer.write(self.layer.outgoing(reply.wire_lines()))
+            self.layer = layer
+            try:
+                await self.writer.drain()
+            except (ConnectionError, OSError):
+                pass
 
     async def send(self, reply: Reply) -> None:
         await self.send_lines(reply.wire_lines())

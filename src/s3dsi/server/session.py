@@ -32,6 +32,7 @@ from s3dsi.protocol.session import Deferred, ProtocolCore
 from s3dsi.server.context import DaemonContext
 from s3dsi.server.control import ControlStream
 from s3dsi.server.data.channels import DataChannels
+from s3dsi.server.security import SessionSecurity
 from s3dsi.storage.backend import Backend
 from s3dsi.transfer.checksums import ALGORITHMS
 
@@ -91,10 +92,13 @@ class Session:
         self.local = local
         self.handlers = handlers
         self.id = f"{next(_ids):06d}"
-        self.core = ProtocolCore(checksum_algorithms=ALGORITHMS, mode_e_supported=True)
+        settings = ctx.settings
+        self.core = ProtocolCore(checksum_algorithms=ALGORITHMS, mode_e_supported=True,
+                                 require_protection=settings.require_tls,
+                                 auth_mechanisms=ctx.security.mechanisms)
         self.state = self.core.state
         self.lines = ControlLineBuffer()
-        settings = ctx.settings
+        self.security = SessionSecurity()
         self.channels = DataChannels(data_host=settings.data_interface or local[0],
                                      port_range=settings.port_range, socket_buffer=self._socket_buffer,
                                      control_peer=peer[0], peer_networks=settings.port_allow)
@@ -141,6 +145,7 @@ class Session:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self.reply(SHUTTING_DOWN), 2.0)
             self.channels.close()
+            self.security.close()  # the delegated credential's files go with the session
             await self.stream.close()
             self.log.info("session closed", user=self.state.user)
 

@@ -216,3 +216,32 @@ def test_a_state_dir_process_user_cannot_enter_is_an_error(open_dir: Path, tmp_p
         args = write_config(tmp_path, "process_user nobody\n", f"state_dir = {state_dir}\n")
         assert main(args) == 1  # whether state_dir exists yet or not: nobody could never reach it
         assert f"{open_dir / 'hidden'}: nobody cannot enter it" in capsys.readouterr().err
+
+
+def test_gsi_and_ftps_are_reported(tmp_path: Path, pki: object, capsys: pytest.CaptureFixture[str],
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.support.pki import Pki  # noqa: PLC0415
+
+    for name in ("X509_USER_CERT", "X509_USER_KEY", "X509_CERT_DIR", "GRIDMAP"):  # `$` lines set them
+        monkeypatch.setenv(name, "unset-by-the-test")
+
+    assert isinstance(pki, Pki)
+    path = private_map(tmp_path, f"alice;AKIAALICE;{SECRET}\n")
+    env = "".join(f"${name} {value}\n" for name, value in pki.server_env().items())
+    args = write_config(tmp_path, env, f"s3_map_filename = {path}\n")
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "GSI (gsiftp://): host certificate /C=XX/O=GSITest/CN=localhost; 2 CA(s)" in out
+    assert f"grid-mapfile {pki.gridmap}: 1 DN(s)" in out
+    assert "FTPS (AUTH TLS): on" in out
+    key = tmp_path / "hostkey.pem"
+    key.write_bytes(pki.host_key.read_bytes())
+    key.chmod(0o644)
+    env = env.replace(str(pki.host_key), str(key))
+    args = write_config(tmp_path, env + "require_tls 1\n", f"s3_map_filename = {path}\n")
+    assert main(args) == 1
+    assert "too open" in capsys.readouterr().err
+    args = write_config(tmp_path, "$X509_USER_CERT /nonexistent\n$X509_USER_KEY /nonexistent\n"
+                        "require_tls 1\n", f"s3_map_filename = {path}\n")
+    assert main(args) == 1
+    assert "require_tls 1 without a certificate" in capsys.readouterr().err

@@ -416,3 +416,20 @@ def test_threads_below_two_are_taken_as_two(etc: Layout, value: str, expected: i
     settings = etc.load()
     assert settings.threads == expected == namespace_threads(int(value))  # what the daemon runs
     assert any(f"threads {value}" in w and "taken as 2" in w for w in settings.warnings) == warned
+
+
+def test_security_options(etc: Layout) -> None:
+    etc.main.write_text("$X509_CERT_DIR /opt/certs\ngridmap /opt/grid-mapfile\n"
+                        "tls_certificate /opt/ftps.pem\n"
+                        "tls_key /opt/ftps.key\nrequire_tls 1\nencrypt_data 1\ngsi_tls_max_version 1.2\n")
+    settings = etc.load()
+    assert (settings.gridmap, settings.tls_certificate, settings.tls_key) == (
+        "/opt/grid-mapfile", "/opt/ftps.pem", "/opt/ftps.key")
+    assert settings.require_tls and settings.encrypt_data
+    assert settings.gsi_tls_max_version == "1.2"
+    assert settings.environment["X509_CERT_DIR"] == "/opt/certs"
+    assert any("encrypt_data 1: data channels are not encrypted yet" in w for w in settings.warnings)
+    assert not any("not supported by s3dsi" in w for w in settings.warnings)
+    etc.main.write_text("gsi_tls_max_version 1.1\n")
+    with pytest.raises(ConfigError, match=r":1: gsi_tls_max_version: expected 1.2 or 1.3"):
+        etc.load()

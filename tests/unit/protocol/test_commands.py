@@ -12,7 +12,7 @@ BRIEF_COMMANDS = {
     "CWD", "CDUP", "SIZE", "MDTM", "MLST", "MLSD", "MLSC", "MLSR", "LIST", "NLST", "STAT", "MKD", "RMD",
     "DELE", "RNFR", "RNTO", "ALLO", "REST", "RETR", "STOR", "APPE", "ERET", "ESTO", "CKSM", "PASV", "EPSV",
     "SPAS", "PORT", "EPRT", "SPOR", "SBUF", "DCAU", "PBSZ", "PROT", "ABOR", "LANG", "TREV", "SCKS", "AUTH",
-    "ADAT",
+    "ADAT", "CCC",  # CCC: RFC 4217, refused
 }
 
 

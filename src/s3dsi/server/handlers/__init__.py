@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from s3dsi.server.handlers import checksum, datasetup, listing, login, namespace, transfers
+from s3dsi.server.handlers import checksum, datasetup, listing, login, namespace, security, transfers
 
 if TYPE_CHECKING:
     from s3dsi.server.session import Handler
 
-AREAS = (login, namespace, listing, datasetup, transfers, checksum)
+AREAS = (login, namespace, listing, datasetup, transfers, checksum, security)
 
 
 def handler_table(*tables: Mapping[str, Handler]) -> dict[str, Handler]:
