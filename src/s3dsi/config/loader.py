@@ -322,9 +322,6 @@ def _validate(draft: _Draft) -> None:
     if isinstance(storage_class, str) and storage_class not in v.AWS_STORAGE_CLASSES:
         draft.warnings.append(f"{draft.sources['storage_class']}: storage_class {storage_class!r} is not an "
                               "AWS storage class (fine for stores that define their own)")
-    if val["encrypt_data"]:
-        draft.warnings.append(f"{draft.sources['encrypt_data']}: encrypt_data 1: data channels are not "
-                              "encrypted yet (only the control channel is, with GSI or AUTH TLS)")
     if val["connections_max"] == 0:
         draft.warnings.append(f"{draft.sources['connections_max']}: connections_max 0 refuses every client")
 

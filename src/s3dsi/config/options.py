@@ -99,6 +99,7 @@ GRIDFTP_OPTIONS: dict[str, OptionSpec] = {
     "tls_key": OptionSpec("tls_key", _path),
     "require_tls": OptionSpec("require_tls", v.parse_gt_bool),
     "encrypt_data": OptionSpec("encrypt_data", v.parse_gt_bool),
+    "tls_require_session_reuse": OptionSpec("tls_require_session_reuse", v.parse_gt_bool),  # s3dsi's own
     "gsi_tls_max_version": OptionSpec("gsi_tls_max_version", _tls_version),
 }
 

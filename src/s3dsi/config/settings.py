@@ -61,7 +61,8 @@ class Settings:
     tls_certificate: str | None = None  # FTPS certificate; None: the host certificate
     tls_key: str | None = None  # its key; None: tls_certificate itself, or the host key
     require_tls: bool = False  # refuse USER/PASS on a clear-text control connection
-    encrypt_data: bool = False  # GT: require encrypted data channels (recognised; data half not done yet)
+    encrypt_data: bool = False  # GT: transfers and listings only over encrypted data channels (PROT P)
+    tls_require_session_reuse: bool = True  # FTPS PROT P: a data connection must resume the control's TLS
     gsi_tls_max_version: str = "1.3"  # "1.2" for GCT clients of 2021-2022 whose TLS 1.3 was broken
     # ---- S3 connector conf -----------------------------------------------------------------------
     host_name: str = "https://s3.amazonaws.com"  # endpoint URL of the default region

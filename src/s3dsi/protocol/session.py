@@ -122,7 +122,8 @@ class SessionState:
     packet_size: int | None = None
     delayed_pasv: bool = False
     mlst_facts: tuple[str, ...] = DEFAULT_FACTS
-    dcau: str = "N"
+    dcau: str = "N"  # "A" by default once GSSAPI protects the control channel
+    dcau_subject: str | None = None  # DCAU S <subject>
     prot: str = "C"
     pbsz: int | None = None
     sbuf: int | None = None
@@ -169,9 +170,10 @@ class ProtocolCore:
     def __init__(self, *, checksum_algorithms: Sequence[str] = DEFAULT_CHECKSUMS,
                  mode_e_supported: bool = True, version: str = __version__,
                  state: SessionState | None = None, require_protection: bool = False,
-                 auth_mechanisms: Sequence[str] = ()) -> None:
+                 require_private_data: bool = False, auth_mechanisms: Sequence[str] = ()) -> None:
         self.checksum_algorithms = tuple(alg.upper() for alg in checksum_algorithms)
         self.require_protection = require_protection
+        self.require_private_data = require_private_data  # encrypt_data: data commands need PROT P
         self.auth_mechanisms = tuple(auth_mechanisms)
         self.mode_e_supported = mode_e_supported
         self.version = version
@@ -217,9 +219,13 @@ class ProtocolCore:
         early = spec.pre_auth or (protected and spec.verb in _SECURITY_PRE_AUTH)
         if not self.state.logged_in and not early:
             return LOGIN_REQUIRED
-        if spec.verb in _DATA_COMMANDS and self.state.prot != "C":
-            return Reply.line(521, f"Data connection cannot be opened with PROT {self.state.prot}: "
-                                   "data-channel protection is not available yet; send PROT C.")
+        if spec.verb in _DATA_COMMANDS and self.require_private_data and self.state.prot != "P":
+            return Reply.line(521, "Data connections must be encrypted on this server (encrypt_data): send "
+                                   "PROT P (globus-url-copy -dcpriv, curl --ssl-reqd).")
+        if spec.verb in _DATA_COMMANDS and self.state.prot != "C" and self.state.protection == "GSSAPI" \
+                and self.state.dcau == "N":
+            return Reply.line(521, f"Data connection cannot be opened with PROT {self.state.prot} and DCAU "
+                                   "N: protected data needs an authenticated data channel (DCAU A or S).")
         if (spec.arg == "required" and line.arg is None) or (spec.arg == "none" and line.arg is not None):
             return SYNTAX_ERROR
         if spec.takes_path and line.arg is not None and line.has_undecodable:
@@ -338,6 +344,8 @@ class ProtocolCore:
         self.state.auth_in_progress = False
         if protection is not None:
             self.state.protection = protection
+            if protection == "GSSAPI":
+                self.state.dcau = "A"  # the default once the control channel is GSSAPI-authenticated
 
     def _pwd(self, spec: CommandSpec, line: CommandLine) -> Reply | Deferred:
         return pwd_reply(self.state.cwd)
@@ -381,14 +389,22 @@ class ProtocolCore:
         return Reply.line(200, "SBUF Command Successful.")
 
     def _dcau(self, spec: CommandSpec, line: CommandLine) -> Reply | Deferred:
-        words = (line.arg or "").split()
+        words = (line.arg or "").split(None, 1)
         mode = words[0].upper() if words else ""
         if mode == "N":
-            self.state.dcau = "N"
+            self.state.dcau, self.state.dcau_subject = "N", None
             return Reply.line(200, "DCAU N.")
-        if mode in ("A", "S"):
+        if mode not in ("A", "S"):
+            return Reply.line(501, "Bad DCAU mode.")
+        if self.state.protection != "GSSAPI":
             return Reply.line(504, f"DCAU {mode} not supported: no security context (only DCAU N).")
-        return Reply.line(501, "Bad DCAU mode.")
+        if mode == "S":
+            if len(words) < 2 or not words[1].strip():
+                return Reply.line(501, "DCAU S expected subject.")
+            self.state.dcau, self.state.dcau_subject = "S", words[1].strip()
+            return Reply.line(200, "DCAU S.")
+        self.state.dcau, self.state.dcau_subject = "A", None
+        return Reply.line(200, "DCAU A.")
 
     def _pbsz(self, spec: CommandSpec, line: CommandLine) -> Reply | Deferred:
         self.state.pbsz = parse_uint((line.arg or "").strip())

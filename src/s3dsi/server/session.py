@@ -32,6 +32,7 @@ from s3dsi.protocol.session import Deferred, ProtocolCore
 from s3dsi.server.context import DaemonContext
 from s3dsi.server.control import ControlStream
 from s3dsi.server.data.channels import DataChannels
+from s3dsi.server.data.protection import DataProtection
 from s3dsi.server.security import SessionSecurity
 from s3dsi.storage.backend import Backend
 from s3dsi.transfer.checksums import ALGORITHMS
@@ -95,6 +96,7 @@ class Session:
         settings = ctx.settings
         self.core = ProtocolCore(checksum_algorithms=ALGORITHMS, mode_e_supported=True,
                                  require_protection=settings.require_tls,
+                                 require_private_data=settings.encrypt_data,
                                  auth_mechanisms=ctx.security.mechanisms)
         self.state = self.core.state
         self.lines = ControlLineBuffer()
@@ -102,6 +104,10 @@ class Session:
         self.channels = DataChannels(data_host=settings.data_interface or local[0],
                                      port_range=settings.port_range, socket_buffer=self._socket_buffer,
                                      control_peer=peer[0], peer_networks=settings.port_allow)
+        self.channels.security = DataProtection(
+            self.state, self.security, ctx.security, ctx.namespace_pool,
+            require_session_reuse=settings.tls_require_session_reuse,
+            max_tls12=settings.gsi_tls_max_version == "1.2")
         self.backend: Backend | None = None
         self.transfer: RunningTransfer | None = None
         self.log = get_logger("s3dsi.session", session=self.id, remote=peer[0])
@@ -213,7 +219,10 @@ class Session:
             await self.reply(LINE_TOO_LONG)
             return
         self.log.debug("command", line=line.redacted)
+        security = (self.state.dcau, self.state.dcau_subject, self.state.prot)
         result = self.core.handle(line)
+        if security != (self.state.dcau, self.state.dcau_subject, self.state.prot):
+            self.channels.reset()  # cached data connections were secured for the old settings (as GT)
         if isinstance(result, Reply):
             await self.reply(result)
             if self.core.closing:
