@@ -17,10 +17,17 @@ from typing import Any, TextIO
 from s3dsi.config.settings import Settings
 from s3dsi.daemon.accounts import Account, PrivilegeError, can_switch_users, drop_privileges
 from s3dsi.daemon.configsource import ConfigSource
+from s3dsi.daemon.hardening import no_core_dumps
 from s3dsi.daemon.model import ProcessModel, ProcessPlan, StartupRefused, choose_process_model
 from s3dsi.daemon.pwhelper import PasswordHelper
 from s3dsi.daemon.runtime import Listeners, Reloaded, SingleProcessRuntime
-from s3dsi.daemon.services import S3Factories, apply_logging, authenticator_from_data, load_authenticator
+from s3dsi.daemon.services import (
+    S3Factories,
+    apply_logging,
+    authenticator_from_data,
+    load_authenticator,
+    load_isolated_authenticator,
+)
 from s3dsi.daemon.sockets import (
     AdminSocketError,
     bind_admin,
@@ -124,6 +131,7 @@ def _prepare_state_dir(state_dir: str, service: Account) -> None:
 
 def serve(source: ConfigSource, stdout: TextIO | None = None) -> int:
     """Run the daemon until SIGTERM/SIGINT; the exit status of ``s3dsi serve``."""
+    no_core_dumps()
     settings, plan = prepare(source)
     if plan.model is ProcessModel.PER_SESSION:
         return _serve_per_session(source, settings, stdout)
@@ -132,7 +140,7 @@ def serve(source: ConfigSource, stdout: TextIO | None = None) -> int:
 
 def _serve_per_session(source: ConfigSource, settings: Settings, stdout: TextIO | None) -> int:
     try:
-        authenticator = load_authenticator(settings)
+        authenticator = load_isolated_authenticator(settings)
     except PasswordFileError as err:
         raise StartupError(str(err)) from None
     transfer_log = _transfer_log(settings)

@@ -46,6 +46,7 @@ class _Object:
     storage_class: str = "STANDARD"
     tags: dict[str, str] = field(default_factory=dict)
     restore: str | None = None  # the x-amz-restore value S3 would send
+    crc32c: str | None = None  # a single PutObject's verified x-amz-checksum-crc32c, as hex
 
 
 @dataclass
@@ -157,7 +158,8 @@ class MemoryBackend:
 
     @staticmethod
     def _info(path: str, obj: _Object) -> ObjectInfo:
-        return ObjectInfo(path, len(obj.data), obj.etag, obj.modified, obj.storage_class, dict(obj.tags))
+        return ObjectInfo(path, len(obj.data), obj.etag, obj.modified, obj.storage_class, dict(obj.tags),
+                          crc32c=obj.crc32c)
 
     # -- namespace ---------------------------------------------------------------------------------------
     def stat(self, path: str) -> Entry:
@@ -389,6 +391,8 @@ class MemoryBackend:
             raise s3errors.from_code("InvalidTag", path=path, operation="write")
         with self._lock:
             obj = self._store(self._bucket(target, "write"), target.key, payload, _md5(payload), tags=tags)
+            if crc32c is not None:
+                obj.crc32c = f"{crc32c:08x}"
             return self._info(path, obj)
 
     def create_upload(self, path: str) -> str:

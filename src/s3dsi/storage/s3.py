@@ -10,6 +10,8 @@ that region.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import http.client
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -76,6 +78,18 @@ class _BucketProbe:
     status: int  # 200, or 301/403: the bucket exists but HeadBucket was refused
 
 
+def full_object_crc32c(value: str | None, kind: str | None) -> str | None:
+    """S3's ChecksumCRC32C as lower-case hex when it covers the whole object (a single PutObject, or a
+    FULL_OBJECT multipart upload); None for none, or for a composite ``base64-N`` of the parts."""
+    if not value or "-" in value or (kind is not None and kind != "FULL_OBJECT"):
+        return None
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (ValueError, binascii.Error):
+        return None
+    return raw.hex() if len(raw) == 4 else None
+
+
 class S3BackendFactory:
     """Shared by the whole process: one client pool and one bucket-region cache for every user."""
 
@@ -135,9 +149,13 @@ class S3Backend:
         self._factory.regions.put(bucket, region)
         return _BucketProbe(region, status)
 
-    def _head(self, client: S3Client, target: S3Path, operation: str) -> HeadObjectOutputTypeDef | None:
-        """HeadObject, or None when there is no object of that name."""
+    def _head(self, client: S3Client, target: S3Path, operation: str,
+              checksum: bool = False) -> HeadObjectOutputTypeDef | None:
+        """HeadObject, or None when there is no object of that name. ``checksum``: ask for the
+        object's stored checksums too (x-amz-checksum-mode)."""
         try:
+            if checksum:
+                return client.head_object(Bucket=target.bucket, Key=target.key, ChecksumMode="ENABLED")
             return client.head_object(Bucket=target.bucket, Key=target.key)
         except _S3_FAILURES as exc:
             if s3errors.is_not_found(exc):
@@ -376,7 +394,7 @@ class S3Backend:
         if target.is_root or target.is_bucket:
             raise IsADirectory(f"{path}: Is a directory", operation="open")
         client = self._client(target, "open")
-        head = self._head(client, target, "open")
+        head = self._head(client, target, "open", checksum=self._config.crc32c_checksums)
         if head is None:
             if self._keys_under(client, target, target.dir_prefix, "open"):
                 raise IsADirectory(f"{path}: Is a directory", operation="open")
@@ -389,7 +407,8 @@ class S3Backend:
         if with_tags or head.get("TagCount", 0) > 0:
             tags = self._read_tags(client, target, "open")
         return ObjectInfo(path=path, size=head["ContentLength"], etag=strip_etag(head["ETag"]),
-                          modified=utc_seconds(head["LastModified"]), storage_class=storage_class, tags=tags)
+                          modified=utc_seconds(head["LastModified"]), storage_class=storage_class, tags=tags,
+                          crc32c=full_object_crc32c(head.get("ChecksumCRC32C"), head.get("ChecksumType")))
 
     def read_range(self, info: ObjectInfo, start: int, into: memoryview) -> int:
         count = min(len(into), info.size - start)
