@@ -195,7 +195,7 @@ def test_anonymous_sessions_are_read_only_by_default(serve) -> None:  # type: ig
     served.backend.put_object("/data/public.txt", memoryview(b"hello"))
     c = served.client()
     c.login("anonymous", "guest@")
-    host, port = c.pasv()
+    c.pasv()
     c.send("STOR /data/new.bin")
     reply = c.read_reply()  # refused before 150: no data connection is even accepted
     assert reply.code == 500 and "c=PERMISSION_DENIED" in reply.text and "read-only" in reply.text

@@ -15,6 +15,6 @@ def test_paths_and_names_with_control_characters_are_shown_escaped() -> None:
                                         pid=7, kind="STOR", path="/b/a\rFAKE\x1b[31m\x9b2J", nbytes=1,
                                         transfer_started=NOW - 1),))
     text = render(status, now=NOW)
-    assert not any(ord(c) < 0x20 and c != "\n" or 0x7F <= ord(c) <= 0x9F for c in text), repr(text)
+    assert not any((ord(c) < 0x20 and c != "\n") or 0x7F <= ord(c) <= 0x9F for c in text), repr(text)
     assert "/b/a\\x0dFAKE\\x1b[31m\\x9b2J" in text
     assert "al\\x1b]0;x\\x07ice" in text

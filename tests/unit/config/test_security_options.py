@@ -18,7 +18,8 @@ def load(tmp_path: Path, text: str) -> Settings:
     (conf / "site").write_text(text)
     s3 = tmp_path / "s3.conf"
     s3.write_text("")
-    return load_settings(config_file="/dev/null", config_dir=str(conf), s3_conf=str(s3), environ={"HOME": "/x"})
+    return load_settings(config_file="/dev/null", config_dir=str(conf), s3_conf=str(s3),
+                         environ={"HOME": "/x"})
 
 
 def where(tmp_path: Path, line: int) -> str:
@@ -68,7 +69,7 @@ def test_a_whole_ipv4_address_in_allow_from_draws_a_warning(tmp_path: Path) -> N
 @pytest.mark.parametrize("line", ['restrict_paths "R/data,W~"', "chroot_path /srv/chroot", "acl mymodule",
                                   "auth_level 16", "auth_level 255", "auth_level 19"])
 def test_restricting_options_s3dsi_does_not_implement_stop_the_daemon(tmp_path: Path, line: str) -> None:
-    option = line.split()[0]
+    option = line.split(maxsplit=1)[0]
     with pytest.raises(ConfigError) as caught:
         load(tmp_path, f"# site settings\n{line}\n")
     message = str(caught.value)
@@ -84,8 +85,8 @@ def test_auth_levels_s3dsi_satisfies_are_accepted(tmp_path: Path, level: str) ->
 
 def test_encrypt_data_is_recognised_not_refused(tmp_path: Path) -> None:
     settings = load(tmp_path, "encrypt_data 1\n")
-    assert settings.warnings == (f"{where(tmp_path, 1)}: encrypt_data: s3dsi cannot encrypt data channels yet; "
-                                 "data connections stay clear text",)
+    assert settings.warnings == (f"{where(tmp_path, 1)}: encrypt_data: s3dsi cannot encrypt data channels "
+                                 "yet; data connections stay clear text",)
 
 
 def test_unknown_commands_in_disable_command_list_draw_a_warning(tmp_path: Path) -> None:

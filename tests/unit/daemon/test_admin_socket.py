@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +19,10 @@ SERVICE = Account("svc", 4242, 4243, "/nonexistent")
 
 
 @pytest.fixture
-def root_dir(tmp_path: Path) -> Iterator[Path]:
+def root_dir(tmp_path: Path) -> Path:
     directory = tmp_path / "run"
     directory.mkdir(mode=0o755)
-    yield directory
+    return directory
 
 
 def test_handed_over_with_mode_0660_through_the_directory_descriptor(root_dir: Path,

@@ -127,7 +127,8 @@ def test_limits_are_applied_before_forking(monkeypatch: pytest.MonkeyPatch) -> N
             clients.append(client)
             supervisor._accept(control)
         assert forks == ["127.0.0.1", "127.0.0.1", "127.0.0.2"]
-        assert clients[2].recv(200) == b"421 Service not available: too many connections from your address.\r\n"
+        assert clients[2].recv(200) == \
+            b"421 Service not available: too many connections from your address.\r\n"
         assert clients[4].recv(200) == b""  # deny_from: closed without a word
         # a child that exits frees its place
         pid = next(pid for pid, c in supervisor.children.items() if c.peer == "127.0.0.1")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from s3dsi.identity import pwstore
 from s3dsi.identity.auth import Authenticator
 from s3dsi.identity.passwords import PasswordFileError, hash_password
 from s3dsi.identity.pwstore import load_isolated
@@ -38,7 +39,7 @@ def test_verification_over_the_mapping(pw_file: Path) -> None:
 
 def test_the_loaders_checks_are_the_usual_ones(pw_file: Path) -> None:
     pw_file.chmod(0o666)
-    with pytest.raises(PasswordFileError, match="writable by group or others|too open"):
+    with pytest.raises(PasswordFileError, match=r"writable by group or others|too open"):
         load_isolated(str(pw_file))
     with pytest.raises(PasswordFileError, match="no such file"):
         load_isolated(str(pw_file.parent / "missing"))
@@ -63,8 +64,6 @@ def test_forgetting_keeps_only_the_users_own_hash(pw_file: Path) -> None:
 def test_the_caller_never_builds_the_hashes_it_does_not_verify(pw_file: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """The parent reads user names and offsets only: PasswordFile.load runs in the loader, not here."""
-    from s3dsi.identity import pwstore
-
     calls: list[int] = []
     real = pwstore.PasswordFile.load
 

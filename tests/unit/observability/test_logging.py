@@ -305,6 +305,6 @@ def test_control_characters_from_clients_are_escaped_in_every_line(log_format: s
     text = out.getvalue()
     assert text.count("\n") == 2 and text.endswith("\n")
     body = text[:-1].replace("\n", "")
-    assert not any(ord(c) < 0x20 and c != "\t" or 0x7F <= ord(c) <= 0x9F for c in body), repr(body)
+    assert not any((ord(c) < 0x20 and c != "\t") or 0x7F <= ord(c) <= 0x9F for c in body), repr(body)
     if log_format == "kv":
         assert "\\x0d2024 login ok" in text and "\\x1b[2J" in text and "\\x9b31m" in text

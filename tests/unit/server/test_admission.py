@@ -10,8 +10,8 @@ from s3dsi.config.settings import Settings
 from s3dsi.server.admission import (
     TOO_MANY,
     TOO_MANY_FROM_YOU,
-    Admission,
     AddressList,
+    Admission,
     address_block,
 )
 
@@ -64,7 +64,8 @@ def test_allow_from_then_deny_from_and_no_reply_for_refused_addresses() -> None:
 
 def test_offline() -> None:
     refusal = admission(connections_disabled=True).check("127.0.0.1")
-    assert refusal is not None and refusal.reply == b"422 Service temporarily offline. Closing control connection.\r\n"
+    assert refusal is not None
+    assert refusal.reply == b"422 Service temporarily offline. Closing control connection.\r\n"
     refusal = admission(connections_max=0, offline_msg="Down for maintenance\nuntil noon").check("127.0.0.1")
     assert refusal is not None and refusal.reply == b"422 Down for maintenance until noon\r\n"
 
