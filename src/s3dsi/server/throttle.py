@@ -8,8 +8,8 @@ Rules, each closing a way around the delay:
   An attempt that fails also waits at least ``base``, as failed logins always did.
 * Failures count per address block (an IPv4 address, an IPv6 /64: see server/admission.py) and per
   login name, each on its own: many addresses against one account, or one address against many
-  accounts, are both slowed down. The wait is ``base * 2**(n-1)`` for ``n`` counted failures, at most
-  ``cap``.
+  accounts, are both slowed down. The wait is ``base * 2**n`` for ``n`` counted failures, at most
+  ``cap``: consecutive failures wait 0.5, 1, 2, 4 ... seconds, and so does a success after them.
 * Nothing resets a count: not a success (an attacker's own anonymous or valid login would otherwise
   wipe it) and not a new connection. Counts leak away instead, one failure per ``decay`` seconds, so a
   user who mistyped twice is back to no wait within minutes.
@@ -60,7 +60,7 @@ class LoginThrottle:
         count = math.ceil(self.failures(address, user) - 1e-9)
         if count <= 0:
             return 0.0
-        return float(min(self.cap, self.base * 2 ** (count - 1)))
+        return float(min(self.cap, self.base * 2 ** count))
 
     def failed(self, address: str, user: str) -> None:
         now = time.monotonic()
