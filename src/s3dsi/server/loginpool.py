@@ -54,7 +54,8 @@ class ProcessSlots:
         try:
             yield slot
         finally:
-            fcntl.lockf(fd, fcntl.LOCK_UN, 1, slot)
+            with contextlib.suppress(OSError):  # closed meanwhile: its locks went with it
+                fcntl.lockf(fd, fcntl.LOCK_UN, 1, slot)
 
     def close(self) -> None:
         """Give up the slots (a session process once logged in: it verifies no more passwords)."""

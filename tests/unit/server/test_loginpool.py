@@ -86,6 +86,8 @@ def test_a_slot_dies_with_its_process() -> None:
         with slots.held():
             done.set()
 
-    threading.Thread(target=take, daemon=True).start()
+    taker = threading.Thread(target=take, daemon=True)
+    taker.start()
     assert done.wait(10)
+    taker.join(10)
     slots.close()
