@@ -4,7 +4,9 @@ Tags prove themselves only when the size matches and either the ``s3dsi-etag`` t
 current ETag (multipart uploads, and digests remembered after a read-back), or the store's own
 full-object CRC32C, which S3 verified against the data, equals the ``s3dsi-crc32c`` tag (a single
 PutObject carries its tags in the same request and has no ETag tag). A matching size alone proves
-nothing: any same-sized object with copied or hand-made tags would do.
+nothing: any same-sized object with copied or hand-made tags would do. A digest read back is
+remembered with the ETag it was read at; when it equals its own tag, the tags of that upload are proven
+by it and kept with it (a store that keeps no checksum then reads a single-PutObject object back once).
 """
 
 from __future__ import annotations
@@ -86,7 +88,11 @@ def remember_digest(backend: Backend, path: str, info: ObjectInfo, algorithm: st
     the object changed meanwhile the tags simply do not apply to the new one. Best effort.
     """
     current = backend.get_tags(path)
-    ours_apply = tags_apply(current, info)  # else stale digests must not be kept under a fresh ETag tag
+    # Our other digests are kept (and so vouched for by the ETag tag added now) only if they proved
+    # themselves, or if the one just computed from these very bytes equals its tag: digests of one upload
+    # are written together, so they then describe these bytes too. Anything else is dropped as stale.
+    ours_apply = tags_apply(current, info) or (
+        current.get(SIZE_TAG) == str(info.size) and current.get(digest_tag(algorithm)) == value)
     tags = {k: v for k, v in current.items() if ours_apply or not k.startswith(TAG_PREFIX)}
     tags.update(digest_tags({algorithm: value}, info.size, info.etag))
     if len(tags) > MAX_TAGS:

@@ -96,6 +96,23 @@ async def test_a_read_back_never_vouches_for_stale_tags(workers: PartWorkers) ->
     assert await cksm(backend, workers, "MD5") == hashlib.md5(data).hexdigest()
 
 
+async def test_one_read_back_proves_the_tags_of_a_store_without_checksums(workers: PartWorkers) -> None:
+    """A store that keeps no checksum of a single PutObject: the first CKSM reads the object back; its
+    digest equals the upload's tag, so the upload's other digests describe these bytes too and are
+    kept under the ETag: the next CKSM of another algorithm reads nothing."""
+    data = payload(100)
+    backend = await uploaded(workers, data)
+    backend.objects[PATH].crc32c = None
+    reads: list[int] = []
+    backend.before_read = reads.append
+    assert await cksm(backend, workers, "MD5") == hashlib.md5(data).hexdigest()
+    assert reads
+    reads.clear()
+    assert await cksm(backend, workers, "ADLER32") == f"{zlib.adler32(data):08x}"
+    assert reads == []
+    assert backend.objects[PATH].tags["s3dsi-etag"] == backend.objects[PATH].etag
+
+
 async def test_ranges_and_past_eof(workers: PartWorkers) -> None:
     data = payload(5 * P + 17)
     backend = FakeBackend()
