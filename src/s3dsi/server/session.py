@@ -168,12 +168,14 @@ class Session:
     async def _read_loop(self) -> None:
         settings = self.ctx.settings
         while True:
-            timeout = self._idle_timeout(settings.preauth_timeout, settings.idle_timeout)
+            timeout = self._idle_timeout(settings.idle_timeout)
             try:
                 data = await asyncio.wait_for(self.stream.read(), timeout)
             except TimeoutError:
                 if self._executing or self.transfer is not None or not self._queue.empty():
                     continue  # a command still runs (a long CKSM, say): that is not idle time
+                if not self.state.logged_in:
+                    continue  # before login, _login_deadline decides
                 await self.reply(IDLE_TIMEOUT)
                 return
             except (ConnectionError, OSError):
@@ -189,9 +191,11 @@ class Session:
                     continue
                 await self._queue.put(line)
 
-    def _idle_timeout(self, preauth: float, idle: float) -> float | None:
-        if self.transfer is not None or not self.state.logged_in:
-            return None  # before login, _login_deadline closes the session
+    def _idle_timeout(self, idle: float) -> float | None:
+        """control_idle_timeout, from the last byte read (also while the login is still under way: the
+        wait that began with the PASS line must end, so that a silent client is closed after it)."""
+        if self.transfer is not None:
+            return None
         return float(idle) if idle > 0 else None
 
     async def _abort_now(self) -> None:

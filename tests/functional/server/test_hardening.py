@@ -247,3 +247,15 @@ def test_terse_banner(serve) -> None:  # type: ignore[no-untyped-def]
     served = serve(banner_terse=True, banner="Welcome to the lab")
     greeting = served.client().greeting
     assert greeting.lines == ["220 127.0.0.1 GridFTP Server ready."]
+
+
+def test_a_silent_client_is_still_closed_after_login(serve) -> None:  # type: ignore[no-untyped-def]
+    """control_idle_timeout still runs from the last byte once logged in (the PASS line included)."""
+    served = serve(idle_timeout=1, preauth_timeout=30)
+    c = served.client()
+    c.login(TEST_USER, TEST_PASSWORD)
+    started = time.monotonic()
+    closing = c.read_reply()
+    assert closing.code == 421 and "Idle Timeout" in closing.text
+    assert time.monotonic() - started < 20
+    c.close()
