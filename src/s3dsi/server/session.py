@@ -108,6 +108,7 @@ class Session:
         self._executing = False
         self._worker: asyncio.Task[None] | None = None
         self.failed_logins = 0  # on this connection; login_attempts_max closes it
+        self._ending = False
 
     def _socket_buffer(self) -> int | None:
         """SBUF, else SITE RETRBUFSIZE/STORBUFSIZE: the TCP buffer size for new data connections."""
@@ -133,6 +134,9 @@ class Session:
         try:
             await asyncio.wait({reader, worker, deadline}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            # asyncio.wait_for of Python 3.11 may swallow a cancellation that meets a read just completing:
+            # the reader also checks this flag, so the session cannot hang on a reader that missed it
+            self._ending = True
             for task in (reader, worker, deadline):
                 task.cancel()
             self._abort_running()
@@ -167,7 +171,7 @@ class Session:
 
     async def _read_loop(self) -> None:
         settings = self.ctx.settings
-        while True:
+        while not self._ending:
             timeout = self._idle_timeout(settings.idle_timeout)
             try:
                 data = await asyncio.wait_for(self.stream.read(), timeout)
