@@ -361,6 +361,9 @@ def _validate(draft: _Draft) -> None:
                               "AWS storage class (fine for stores that define their own)")
     if val["connections_max"] == 0:
         draft.warnings.append(f"{draft.sources['connections_max']}: connections_max 0 refuses every client")
+    if val["connections_max_per_address"] == 0:
+        draft.warnings.append(f"{draft.sources['connections_max_per_address']}: connections_max_per_address "
+                              "0 refuses every client (-1 lifts the limit)")
     _check_access_lists(draft)
 
 

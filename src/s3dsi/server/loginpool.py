@@ -30,16 +30,22 @@ class ProcessSlots:
 
     def __init__(self, count: int = LOGIN_WORKERS) -> None:
         self.count = count
-        self._file = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the daemon
-        self._file.truncate(count)
+        try:
+            self._fd = os.memfd_create("s3dsi-login-slots", os.MFD_CLOEXEC)  # no file system needed
+        except (AttributeError, OSError):
+            self._fd = os.dup(tempfile.TemporaryFile().fileno())  # noqa: SIM115 - unlinked, kept open by the dup
+        os.ftruncate(self._fd, count)
 
     def fileno(self) -> int:
-        return self._file.fileno()
+        return self._fd
 
     @contextlib.contextmanager
     def held(self) -> Iterator[int]:
         """Blocks (in the calling thread) until a slot is free; yields its number."""
-        fd = self._file.fileno()
+        fd = self._fd
+        if fd < 0:  # given up after this process's login: a retried login of its own user goes ahead
+            yield -1
+            return
         slot = None
         for candidate in range(self.count):
             try:
@@ -59,7 +65,9 @@ class ProcessSlots:
 
     def close(self) -> None:
         """Give up the slots (a session process once logged in: it verifies no more passwords)."""
-        self._file.close()
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
 
 
 class LoginPool:

@@ -43,6 +43,9 @@ def test_access_lists_and_limits(tmp_path: Path) -> None:
     assert settings.warnings == ()
     unlimited = load(tmp_path, "connections_max -1\nconnections_max_per_address -1\n")
     assert (unlimited.connections_max, unlimited.connections_max_per_address) == (None, None)
+    nobody = load(tmp_path, "connections_max_per_address 0\n")
+    assert nobody.warnings == (f"{where(tmp_path, 1)}: connections_max_per_address 0 refuses every client "
+                               "(-1 lifts the limit)",)
 
 
 def test_defaults() -> None:

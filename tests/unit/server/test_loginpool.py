@@ -91,3 +91,10 @@ def test_a_slot_dies_with_its_process() -> None:
     assert done.wait(10)
     taker.join(10)
     slots.close()
+
+
+def test_closed_slots_let_a_check_through() -> None:
+    slots = ProcessSlots(1)
+    slots.close()
+    with slots.held() as slot:
+        assert slot == -1
