@@ -33,6 +33,9 @@ class ObjectInfo:
     modified: datetime
     storage_class: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
+    # the store's own checksum of the whole object, lower-case hex (S3's ChecksumCRC32C of a single-part
+    # object), when it keeps one: it lets CKSM trust tags that carry no ETag
+    crc32c: str | None = None
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ class _Object:
     storage_class: str = "STANDARD"
     tags: dict[str, str] = field(default_factory=dict)
     restore: str | None = None  # the x-amz-restore value S3 would send
+    crc32c: str | None = None  # a single PutObject's verified x-amz-checksum-crc32c, as hex
 
 
 @dataclass
@@ -139,7 +140,8 @@ class MemoryStore:
 
     @staticmethod
     def _info(path: str, obj: _Object) -> ObjectInfo:
-        return ObjectInfo(path, len(obj.data), obj.etag, obj.modified, obj.storage_class, dict(obj.tags))
+        return ObjectInfo(path, len(obj.data), obj.etag, obj.modified, obj.storage_class, dict(obj.tags),
+                          crc32c=obj.crc32c)
 
     @staticmethod
     def _listed(key: str, obj: _Object) -> ListedKey:
@@ -182,7 +184,7 @@ class MemoryStore:
             if obj is None:
                 return None
             return ObjectHead(len(obj.data), obj.etag, obj.modified, obj.storage_class, len(obj.tags),
-                              obj.restore)
+                              obj.restore, crc32c=obj.crc32c)
 
     def list_keys(self, target: S3Path, prefix: str, operation: str, *, delimited: bool = False,
                   limit: int | None = None, token: str | None = None) -> KeyPage:
@@ -229,6 +231,8 @@ class MemoryStore:
             raise s3errors.from_code("InvalidTag", path=target.path, operation="write")
         with self._lock:
             obj = self._store(self._bucket(target, "write"), target.key, payload, _md5(payload), tags=tags)
+            if crc32c is not None:
+                obj.crc32c = f"{crc32c:08x}"
             return self._info(target.path, obj)
 
     def put_marker(self, target: S3Path, key: str, operation: str) -> None:

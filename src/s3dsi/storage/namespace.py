@@ -272,4 +272,4 @@ class Namespace:
 
 def object_info(path: str, head: ObjectHead, tags: Mapping[str, str]) -> ObjectInfo:
     return ObjectInfo(path=path, size=head.size, etag=head.etag, modified=head.modified,
-                      storage_class=head.storage_class, tags=dict(tags))
+                      storage_class=head.storage_class, tags=dict(tags), crc32c=head.crc32c)

@@ -12,6 +12,8 @@ off; renames above ``multipart_copy_threshold`` copy in parts. Directories are t
 
 from __future__ import annotations
 
+import base64
+import binascii
 import http.client
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -60,6 +62,18 @@ class _ShortRead(Exception):
 class _BucketProbe:
     region: str
     status: int  # 200, or 301/403: the bucket exists but HeadBucket was refused
+
+
+def full_object_crc32c(value: str | None, kind: str | None) -> str | None:
+    """S3's ChecksumCRC32C as lower-case hex when it covers the whole object (a single PutObject, or a
+    FULL_OBJECT multipart upload); None for none, or for a composite ``base64-N`` of the parts."""
+    if not value or "-" in value or (kind is not None and kind != "FULL_OBJECT"):
+        return None
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (ValueError, binascii.Error):
+        return None
+    return raw.hex() if len(raw) == 4 else None
 
 
 class S3BackendFactory:
@@ -133,9 +147,13 @@ class S3Store:
         self._factory.regions.put(bucket, region)
         return _BucketProbe(region, status)
 
-    def _head(self, client: S3Client, target: S3Path, operation: str) -> HeadObjectOutputTypeDef | None:
-        """HeadObject, or None when there is no object of that name."""
+    def _head(self, client: S3Client, target: S3Path, operation: str,
+              checksum: bool = False) -> HeadObjectOutputTypeDef | None:
+        """HeadObject, or None when there is no object of that name. ``checksum``: ask for the
+        object's stored checksums too (x-amz-checksum-mode)."""
         try:
+            if checksum:
+                return client.head_object(Bucket=target.bucket, Key=target.key, ChecksumMode="ENABLED")
             return client.head_object(Bucket=target.bucket, Key=target.key)
         except _S3_FAILURES as exc:
             if s3errors.is_not_found(exc):
@@ -148,7 +166,8 @@ class S3Store:
                           modified=utc_seconds(head["LastModified"]),
                           storage_class=head.get("StorageClass", "STANDARD"),
                           tag_count=head.get("TagCount", 0), restore=head.get("Restore"),
-                          archive_status=head.get("ArchiveStatus"))
+                          archive_status=head.get("ArchiveStatus"),
+                          crc32c=full_object_crc32c(head.get("ChecksumCRC32C"), head.get("ChecksumType")))
 
     # -- buckets ---------------------------------------------------------------------------------------
     def list_buckets(self, token: str | None) -> BucketListing:
@@ -194,7 +213,8 @@ class S3Store:
 
     # -- keys ------------------------------------------------------------------------------------------
     def head(self, target: S3Path, operation: str) -> ObjectHead | None:
-        head = self._head(self._client(target, operation), target, operation)
+        head = self._head(self._client(target, operation), target, operation,
+                          checksum=self._config.crc32c_checksums)
         return self._object_head(head) if head is not None else None
 
     def list_keys(self, target: S3Path, prefix: str, operation: str, *, delimited: bool = False,

@@ -33,6 +33,7 @@ class ObjectHead:
     tag_count: int = 0  # S3's x-amz-tagging-count: the tags themselves cost one more request
     restore: str | None = None  # x-amz-restore, for archived objects
     archive_status: str | None = None  # x-amz-archive-status (INTELLIGENT_TIERING archive tiers)
+    crc32c: str | None = None  # the store's own full-object CRC32C (lower-case hex), when it keeps one
 
 
 @dataclass(frozen=True)

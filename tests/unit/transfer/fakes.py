@@ -29,6 +29,7 @@ class _Object:
     data: bytes
     etag: str
     tags: dict[str, str] = field(default_factory=dict)
+    crc32c: str | None = None  # as S3 keeps a single PutObject's x-amz-checksum-crc32c
 
 
 @dataclass
@@ -56,8 +57,9 @@ class FakeBackend:
         self._ids = itertools.count(1)
 
     # -- helpers for tests -------------------------------------------------------------------------
-    def put(self, path: str, data: bytes, tags: Mapping[str, str] | None = None) -> None:
-        self.put_object(path, memoryview(data), tags=tags)
+    def put(self, path: str, data: bytes, tags: Mapping[str, str] | None = None,
+            crc32c: int | None = None) -> None:
+        self.put_object(path, memoryview(data), tags=tags, crc32c=crc32c)
 
     def data(self, path: str) -> bytes:
         return self.objects[path].data
@@ -98,7 +100,8 @@ class FakeBackend:
             obj = self.objects.get(path)
             if obj is None:
                 raise PathNotFound(operation="stat")
-            return ObjectInfo(path, len(obj.data), obj.etag, NOW, tags=dict(obj.tags) if with_tags else {})
+            return ObjectInfo(path, len(obj.data), obj.etag, NOW, tags=dict(obj.tags) if with_tags else {},
+                              crc32c=obj.crc32c)
 
 
     def read_range(self, info: ObjectInfo, start: int, into: memoryview) -> int:
@@ -141,9 +144,10 @@ class FakeBackend:
         if crc32c is not None:
             assert _crc.crc32c(payload) == crc32c, "put_object crc32c mismatch"
         etag = hashlib.md5(payload).hexdigest()
+        stored_crc = f"{crc32c:08x}" if crc32c is not None else None
         with self.lock:
-            self.objects[path] = _Object(payload, etag, dict(tags or {}))
-        return ObjectInfo(path, len(payload), etag, NOW, tags=dict(tags or {}))
+            self.objects[path] = _Object(payload, etag, dict(tags or {}), stored_crc)
+        return ObjectInfo(path, len(payload), etag, NOW, tags=dict(tags or {}), crc32c=stored_crc)
 
     def create_upload(self, path: str) -> str:
         self._record("create_upload")
