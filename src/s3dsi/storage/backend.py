@@ -97,6 +97,11 @@ class Backend(Protocol):
         ``get_tags`` is the way to ask. S3Backend and MemoryBackend also take ``with_tags=True``.
         """
 
+    def open_read(self, path: str, start: int, into: memoryview) -> tuple[ObjectInfo, int]:
+        """Open a download and read its first bytes in one request: ObjectInfo (no tags) and the
+        number of bytes of ``into`` filled from ``start`` (short at the end of the object). Same
+        errors as ``head_object``."""
+
     def read_range(self, info: ObjectInfo, start: int, into: memoryview) -> int:
         """Fill ``into`` with bytes from ``start`` (up to ``len(into)``), pinned to ``info.etag``.
 

@@ -264,6 +264,20 @@ class MemoryStore:
         into[:count] = memoryview(data)[start:start + count]
         return count
 
+    def read_first(self, target: S3Path, start: int, into: memoryview) -> tuple[ObjectHead, int] | None:
+        with self._lock:
+            obj = self._bucket(target, "open").objects.get(target.key)
+            if obj is None:
+                return None
+            if s3errors.archived(target.path, obj.storage_class, obj.restore) is not None:
+                raise s3errors.from_code("InvalidObjectState", path=target.path, operation="open")
+            head = ObjectHead(len(obj.data), obj.etag, obj.modified, obj.storage_class, len(obj.tags),
+                              obj.restore, crc32c=obj.crc32c)
+            data = obj.data
+        count = max(0, min(len(into), len(data) - start))
+        into[:count] = memoryview(data)[start:start + count]
+        return head, count
+
     def get_tags(self, target: S3Path, operation: str) -> dict[str, str]:
         with self._lock:
             return dict(self._object(target, operation).tags)

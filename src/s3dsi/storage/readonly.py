@@ -33,6 +33,9 @@ class ReadOnlyBackend:
     def head_object(self, path: str) -> ObjectInfo:
         return self.inner.head_object(path)
 
+    def open_read(self, path: str, start: int, into: memoryview) -> tuple[ObjectInfo, int]:
+        return self.inner.open_read(path, start, into)
+
     def read_range(self, info: ObjectInfo, start: int, into: memoryview) -> int:
         return self.inner.read_range(info, start, into)
 

@@ -76,6 +76,15 @@ def full_object_crc32c(value: str | None, kind: str | None) -> str | None:
     return raw.hex() if len(raw) == 4 else None
 
 
+def _total_size(content_range: str | None, length: int) -> int:
+    """The object's size from a 206's ``Content-Range: bytes a-b/TOTAL`` (a 200 gives it whole)."""
+    if content_range and "/" in content_range:
+        total = content_range.rsplit("/", 1)[1]
+        if total.isdigit():
+            return int(total)
+    return length
+
+
 class S3BackendFactory:
     """Shared by the whole process: one client pool and one bucket-region cache for every user."""
 
@@ -288,6 +297,34 @@ class S3Store:
                                      IncompleteReadError(actual_bytes=done, expected_bytes=count),
                                      target, "read") from exc
         return count
+
+    def read_first(self, target: S3Path, start: int, into: memoryview) -> tuple[ObjectHead, int] | None:
+        client = self._client(target, "open")
+        try:
+            response = client.get_object(Bucket=target.bucket, Key=target.key,
+                                         Range=f"bytes={start}-{start + len(into) - 1}")
+        except _S3_FAILURES as exc:
+            if s3errors.is_not_found(exc):
+                return None
+            if s3errors.error_code(exc) == "InvalidRange":  # an empty object, or a start past its end
+                found = self._head(client, target, "open")
+                return (self._object_head(found), 0) if found is not None else None
+            raise self._fail(exc, target, "open") from exc
+        head = ObjectHead(size=_total_size(response.get("ContentRange"), response["ContentLength"]),
+                          etag=strip_etag(response["ETag"]), modified=utc_seconds(response["LastModified"]),
+                          storage_class=response.get("StorageClass", "STANDARD"),
+                          tag_count=response.get("TagCount", 0), restore=response.get("Restore"))
+        body = response["Body"]
+        try:
+            got = read_body_into(body, into)
+        except _STREAM_FAILURES:
+            got = 0  # the body broke off: read the range again, pinned to the ETag now known
+        finally:
+            body.close()
+        wanted = min(len(into), max(0, head.size - start))
+        if got < wanted:
+            got += self.read_into(target, head.etag, start + got, into[got:wanted])
+        return head, got
 
     def _get_into(self, client: S3Client, target: S3Path, etag: str, start: int, view: memoryview) -> int:
         try:

@@ -115,6 +115,12 @@ class ObjectStore(Protocol):
         """Ranged GET of ``len(into)`` bytes from ``start``, pinned to ``etag`` (If-Match); the range lies
         within the object. ObjectChanged on another ETag, PathNotFound when the key is gone."""
 
+    def read_first(self, target: S3Path, start: int, into: memoryview) -> tuple[ObjectHead, int] | None:
+        """Open a read with its first bytes: a ranged GET of up to ``len(into)`` bytes from ``start``
+        whose response also tells size, ETag and the rest (one request where HeadObject and a GET were
+        two). The bytes read (fewer at the end of the object; 0 at or past it). None: no such key.
+        ObjectArchived when the object cannot be read without a restore."""
+
     def get_tags(self, target: S3Path, operation: str) -> dict[str, str]:
         """Tags of ``target.key``; {} if it has none or the store will not tell."""
 

@@ -103,6 +103,16 @@ class FakeBackend:
             return ObjectInfo(path, len(obj.data), obj.etag, NOW, tags=dict(obj.tags) if with_tags else {},
                               crc32c=obj.crc32c)
 
+    def open_read(self, path: str, start: int, into: memoryview) -> tuple[ObjectInfo, int]:
+        self._record("open_read")
+        if path.count("/") < 2:
+            raise IsADirectory()
+        with self.lock:
+            obj = self.objects.get(path)
+            if obj is None:
+                raise PathNotFound(operation="open")
+            info = ObjectInfo(path, len(obj.data), obj.etag, NOW, crc32c=obj.crc32c)
+        return info, self.read_range(info, start, into[:max(0, min(len(into), info.size - start))])
 
     def read_range(self, info: ObjectInfo, start: int, into: memoryview) -> int:
         if self.before_read is not None:
