@@ -225,7 +225,9 @@ def _renderer(log_format: str) -> Any:
 
 def _configure_structlog(final: list[Any]) -> None:
     structlog.configure(
-        processors=[*_SHARED_PROCESSORS, redact_event, *final],
+        # dropped first when the level is off: a debug call then costs a level check, not a rendered,
+        # timestamped and redacted event that stdlib logging throws away
+        processors=[structlog.stdlib.filter_by_level, *_SHARED_PROCESSORS, redact_event, *final],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
