@@ -107,9 +107,12 @@ def run(args: argparse.Namespace) -> None:
     gateway = start_gateway(work / "juicefs", find_juicefs(install=not args.no_install))
     s5cmd = find_s5cmd(install=not args.no_install)
     variant = Variant("s3dsi")
+    before = Variant("before", env={"PYTHONPATH": args.before}) if args.before else None
     rclone: Rclone | None = None
     try:
         variant.start(gateway, work / "s3dsi")
+        if before is not None:
+            before.start(gateway, work / "s3dsi-before")
         rclone = Rclone(find_rclone(install=not args.no_install), gateway.endpoint, gateway.access_key,
                         gateway.secret_key, gateway.bucket, work / "rclone")
         s3 = boto3.session.Session().client(
@@ -157,17 +160,19 @@ def run(args: argparse.Namespace) -> None:
 
         for bench.round in range(1, args.repeat + 1):
             print(f"round {bench.round}/{args.repeat}", flush=True)
-            for name in ("s3dsi", "rclone", "s5cmd"):
+            for name in ("s3dsi", *(("before",) if before is not None else ()), "rclone", "s5cmd"):
                 prefix, back = f"{name}-{bench.round}", work / f"back-{name}"
                 if name == "s5cmd":
                     s5("up", prefix, back)
                     check_uploaded(prefix)
                     s5("down", prefix, back)
                 else:
-                    if name == "s3dsi":
-                        assert variant.url is not None
-                        remote, pid = variant.url(f"/{gateway.bucket}/{prefix}/"), variant.pid
-                        case = "s3dsi guc -cc 4 -fast"
+                    if name in ("s3dsi", "before"):
+                        daemon = variant if name == "s3dsi" else before
+                        assert daemon is not None
+                        assert daemon.url is not None
+                        remote, pid = daemon.url(f"/{gateway.bucket}/{prefix}/"), daemon.pid
+                        case = f"{name} guc -cc 4 -fast"
                     else:  # rclone serves the bucket itself as its root
                         remote, pid, case = rclone.url(f"/{prefix}/"), rclone.process.pid, "rclone guc -cc 4"
                     guc(case, pid, f"file://{tree}/", remote)
@@ -184,6 +189,8 @@ def run(args: argparse.Namespace) -> None:
     finally:
         if rclone is not None:
             rclone.stop()
+        if before is not None and before.daemon is not None:
+            before.daemon.stop()
         if variant.daemon is not None:
             variant.daemon.stop()
         gateway.stop()
@@ -257,6 +264,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--size", default="64K")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--requests", action="store_true", help="also count S3 requests per file")
+    parser.add_argument("--before", metavar="SRC", help="also an s3dsi daemon from this source tree (A/B)")
     parser.add_argument("--workdir", default="/dev/shm")
     parser.add_argument("--wait-idle", type=float, default=0.0)
     parser.add_argument("--no-install", action="store_true")

@@ -406,6 +406,8 @@ def run_bench(args: argparse.Namespace) -> None:
             verify=str(terminator.ca_file) if terminator is not None else None)
         bench = Bench(args, gateway, variants, client_env(), s3, work)
         bench.ca_file = str(terminator.ca_file) if terminator is not None else None
+        if terminator is not None:  # s5cmd (Go) does not take the self-signed root: TLS is what counts
+            bench.s5cmd_tls = ["--no-verify-ssl"]
         if not args.no_baseline and not args.no_s5cmd:
             bench.s5cmd_path = find_s5cmd(install=not args.no_install)
         daemons = ", ".join(f"{v.label}: s3dsi pid {v.pid}, idle RSS {procstats.rss_bytes(v.pid) // MiB} MiB"
