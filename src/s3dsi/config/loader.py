@@ -327,6 +327,27 @@ def _validate(draft: _Draft) -> None:
                               "encrypted yet (only the control channel is, with GSI or AUTH TLS)")
     if val["connections_max"] == 0:
         draft.warnings.append(f"{draft.sources['connections_max']}: connections_max 0 refuses every client")
+    _validate_policy(draft)
+
+
+def _validate_policy(draft: _Draft) -> None:
+    """The site's S3 policy (root, buckets, sse...) must hold together; see config/s3policy.py."""
+    val = draft.values
+    root = typing.cast("str | None", val["root"])
+    buckets = typing.cast("tuple[str, ...] | None", val["buckets"])
+    if root is not None and buckets is not None and "$" not in root:
+        bucket = root.strip("/").split("/", 1)[0]
+        if bucket not in buckets:
+            raise _fail(draft, "root", f"{root} is not in buckets {':'.join(buckets)} "
+                                       f"({draft.sources['buckets']})")
+    if val["sse_kms_key_id"] is not None and val["sse"] != "aws:kms":
+        raise _fail(draft, "sse_kms_key_id", "needs sse = aws:kms")
+    if typing.cast(int, val["credential_refresh"]) < 1:
+        raise _fail(draft, "credential_refresh", "expected at least 1 second")
+    if not val["conditional_writes"] and (val["append_only"] or val["overwrite"] != "always"):
+        draft.warnings.append(f"{draft.sources['conditional_writes']}: conditional_writes no: append_only "
+                              "and overwrite=if-unchanged are checked with HeadObject just before each "
+                              "commit, so two writers racing can still both succeed")
 
 
 def _validate_parts(draft: _Draft) -> None:

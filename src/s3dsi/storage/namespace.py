@@ -33,7 +33,7 @@ from s3dsi.protocol.errors import (
     PermissionDenied,
 )
 from s3dsi.storage import s3errors
-from s3dsi.storage.backend import ObjectInfo, PartInfo, UploadInfo
+from s3dsi.storage.backend import ObjectInfo, PartInfo, UploadInfo, WriteCondition
 from s3dsi.storage.paths import S3Path, check_bucket_name, check_key, parse_path, unique_for
 from s3dsi.storage.store import BucketListing, KeyPage, ListedKey, ObjectHead, ObjectStore
 
@@ -147,7 +147,8 @@ class Namespace:
                 return
             listing = self.store.list_buckets(listing.next_token)
 
-    def mkdir(self, path: str) -> None:
+    def mkdir(self, path: str, *, parent_known: bool = False) -> None:
+        """``parent_known``: the parent exists by definition (a virtual root, see storage/policy.py)."""
         target = parse_path(path)
         if target.is_root:
             raise PathExists("/: File exists", operation="mkdir")
@@ -160,7 +161,8 @@ class Namespace:
             raise PathExists(f"{path}: a file of that name exists", operation="mkdir")
         if self._keys_under(target, target.marker_key, "mkdir"):
             raise PathExists(f"{path}: File exists", operation="mkdir")
-        self._require_parent(target, "mkdir")
+        if not parent_known:
+            self._require_parent(target, "mkdir")
         self.store.put_marker(target, target.marker_key, "mkdir")
 
     def rmdir(self, path: str) -> None:
@@ -205,10 +207,10 @@ class Namespace:
         self._keep_parent(source, "rename")
 
     # -- reading ---------------------------------------------------------------------------------------------
-    def head_object(self, path: str, *, with_tags: bool = False) -> ObjectInfo:
+    def head_object(self, path: str, *, with_tags: bool = False, with_checksums: bool = False) -> ObjectInfo:
         target = parse_path(path)
         self._no_directory(target, "open")
-        head = self.store.head(target, "open")
+        head = self.store.head(target, "open", with_checksums=with_checksums)
         if head is None:
             self._directory_or_missing(target, "open")
         archived = s3errors.archived(path, head.storage_class, head.restore, head.archive_status)
@@ -239,14 +241,19 @@ class Namespace:
         return self.store.put_tags(target, tags)
 
     # -- writing ---------------------------------------------------------------------------------------------
-    def check_writable(self, path: str) -> None:
+    def check_writable(self, path: str) -> WriteCondition | None:
         self._check_writable(parse_path(path), "open")
+        return None
+
+    def check_renamable(self, path: str) -> None:
+        return None  # the source's kind is checked by RNTO's rename
 
     def put_object(self, path: str, data: memoryview, *, crc32c: int | None = None,
-                   tags: Mapping[str, str] | None = None) -> ObjectInfo:
+                   tags: Mapping[str, str] | None = None,
+                   condition: WriteCondition | None = None) -> ObjectInfo:
         target = parse_path(path)
         check_key(target)
-        return self.store.put(target, data, crc32c=crc32c, tags=tags)
+        return self.store.put(target, data, crc32c=crc32c, tags=tags, condition=condition)
 
     def create_upload(self, path: str) -> str:
         target = parse_path(path)
@@ -257,8 +264,10 @@ class Namespace:
                     crc32c: int | None = None) -> str:
         return self.store.upload_part(parse_path(path), upload_id, number, data, crc32c=crc32c)
 
-    def complete_upload(self, path: str, upload_id: str, parts: list[tuple[int, str]]) -> ObjectInfo:
-        return self.store.complete_upload(parse_path(path), upload_id, parts)
+    def complete_upload(self, path: str, upload_id: str, parts: list[tuple[int, str]], *,
+                        crc32c: int | None = None, condition: WriteCondition | None = None) -> ObjectInfo:
+        return self.store.complete_upload(parse_path(path), upload_id, parts, crc32c=crc32c,
+                                          condition=condition)
 
     def abort_upload(self, path: str, upload_id: str) -> None:
         self.store.abort_upload(parse_path(path), upload_id)
@@ -270,6 +279,11 @@ class Namespace:
         return self.store.list_parts(parse_path(path), upload_id)
 
 
+def directory_error(path: str, operation: str) -> IsADirectory:
+    """The error for an object operation on a directory (a policy layer's virtual root, too)."""
+    return IsADirectory(f"{path}: Is a directory", operation=operation)
+
+
 def object_info(path: str, head: ObjectHead, tags: Mapping[str, str]) -> ObjectInfo:
     return ObjectInfo(path=path, size=head.size, etag=head.etag, modified=head.modified,
-                      storage_class=head.storage_class, tags=dict(tags))
+                      storage_class=head.storage_class, tags=dict(tags), checksums=dict(head.checksums))

@@ -139,7 +139,7 @@ class UploadEngine:
     async def open(self) -> None:
         """Check the object can be written; nothing is created in S3 yet."""
         try:
-            await self._co.io(self._backend.check_writable, self._path)
+            self._multipart.condition = await self._co.io(self._backend.check_writable, self._path)
         except BaseException:
             self._closed = True
             self._window.account.close()
@@ -413,7 +413,7 @@ class UploadEngine:
         parts = [(n, self._uploaded[n].etag) for n in sorted(self._uploaded)]
         digests = self._sums.hexdigests(size)
         self._verify_expected(digests)
-        info = await self._multipart.complete(parts)
+        info = await self._multipart.complete(parts, self._sums.crc32c(size))
         tags = digest_tags(digests, size, info.etag)
         try:
             stored = await self._co.io(self._backend.set_tags, self._path, tags)
