@@ -103,10 +103,10 @@ class PolicyBackend:
             return iter([buckets[i:i + LISTING_PAGE] for i in range(0, len(buckets), LISTING_PAGE)])
         try:
             pages = self.inner.list_pages(self._real(path, "list"))
-        except PathNotFound:
+        except PathNotFound as err:
             if path == "/" and self._root is not None and self.policy.root and self.policy.root.prefix:
                 return iter([])  # the root's prefix holds nothing yet: an empty directory
-            raise
+            raise self._hide(err) from None
         except DsiError as err:
             raise self._hide(err) from None
         return self._hidden(pages)
