@@ -86,7 +86,7 @@ def test_the_root_itself_cannot_be_removed_or_renamed(layout: StoreUnderTest) ->
         view.rmdir("/")
     with pytest.raises(PermissionDenied):
         view.rename("/", "/elsewhere")
-    with pytest.raises(IsADirectory, match="^/: Is a directory"):
+    with pytest.raises(IsADirectory, match=r"^/: Is a directory"):
         view.delete("/")
     with pytest.raises(PathExists):
         view.mkdir("/")
@@ -142,7 +142,7 @@ def test_append_only_refuses_replacing_and_removing(store: StoreUnderTest) -> No
     store.put("old.txt", data=b"keep me")
     store.put("dir", "f", data=b"f")
     view = PolicyBackend(store.backend, S3Policy(append_only=True))
-    with pytest.raises(PathExists, match="old.txt: exists, and this account is append-only"):
+    with pytest.raises(PathExists, match=r"old\.txt: exists, and this account is append-only"):
         view.check_writable(store.path("old.txt"))
     for call, what in ((view.delete, "DELE"), (view.rmdir, "RMD"), (view.check_renamable, "RNFR")):
         with pytest.raises(PermissionDenied, match=f"{what}.* is refused: this account is append-only"):

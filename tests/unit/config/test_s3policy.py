@@ -62,7 +62,8 @@ def test_root_containment_is_by_whole_segments() -> None:
     ("storage_class", "intelligent_tiering", "INTELLIGENT_TIERING"),
     ("sse", "aes256", "AES256"),
     ("sse", "AWS:KMS", "aws:kms"),
-    ("sse_kms_key_id", "arn:aws:kms:eu-west-1:123456789012:key/1234abcd", "arn:aws:kms:eu-west-1:123456789012:key/1234abcd"),
+    ("sse_kms_key_id", " arn:aws:kms:eu-west-1:123456789012:key/1a ",
+     "arn:aws:kms:eu-west-1:123456789012:key/1a"),
     ("object_acl", "Bucket-Owner-Full-Control", "bucket-owner-full-control"),
 ])
 def test_values(key: str, text: str, value: object) -> None:

@@ -82,7 +82,7 @@ def test_bad_fourth_fields_name_the_key_never_the_line(field: str, message: str)
 
 
 def test_keys_are_required_unless_a_source_says_otherwise() -> None:
-    with pytest.raises(MapError, match="empty access key id .* only with source=default"):
+    with pytest.raises(MapError, match=r"empty access key id .* only with source=default"):
         parse(f"alice;;;role_arn={ROLE}\n")
     with pytest.raises(MapError, match="leave the access key id and secret fields empty"):
         parse(f"alice;AKIAALICE;{SECRET};source=default\n")
