@@ -25,7 +25,7 @@ from s3dsi.config import s3policy
 from s3dsi.config import values as v
 
 SOURCES = ("default",)
-MAX_DURATION = 12 * 3600  # STS's upper bound; its lower bound (900 s on AWS) is for STS to enforce
+MIN_DURATION, MAX_DURATION = 900, 12 * 3600  # STS's bounds (botocore refuses shorter before sending)
 _ROLE_ARN = re.compile(r"arn:[a-z0-9-]+:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
 _EXTERNAL_ID = re.compile(r"[\w+=.@:/-]{2,1224}")
 _SESSION_NAME = re.compile(r"[\w+=.@-]{2,64}")
@@ -72,8 +72,8 @@ def _credential_value(key: str, text: str) -> object:
             seconds = v.parse_duration(text)
         except ValueError:
             raise OptionError("duration: expected seconds, or a number with an s, m or h unit") from None
-        if not 1 <= seconds <= MAX_DURATION:
-            raise OptionError(f"duration: expected at most {MAX_DURATION} seconds (12h)")
+        if not MIN_DURATION <= seconds <= MAX_DURATION:
+            raise OptionError(f"duration: expected {MIN_DURATION} to {MAX_DURATION} seconds (15m to 12h)")
         return seconds
     if key == "source":
         if text not in SOURCES:
