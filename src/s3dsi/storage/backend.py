@@ -108,7 +108,8 @@ class Backend(Protocol):
         ``tags`` is filled when the store says the object has tags (S3 sends ``x-amz-tagging-count``
         with HeadObject; the tags themselves cost one more request) or ``with_tags``; otherwise it is
         empty and ``get_tags`` is the way to ask. ``with_checksums`` asks the store for the object's own
-        whole-object checksums (HeadObject with ``ChecksumMode=ENABLED``) into ``checksums``.
+        whole-object checksums (HeadObject with ``ChecksumMode=ENABLED``) into ``checksums``, and leaves
+        the tags to the caller (they are needed only when those checksums do not answer).
         """
 
     def read_range(self, info: ObjectInfo, start: int, into: memoryview) -> int:

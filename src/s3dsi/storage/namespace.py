@@ -216,7 +216,9 @@ class Namespace:
         archived = s3errors.archived(path, head.storage_class, head.restore, head.archive_status)
         if archived is not None:
             raise archived
-        tags = self.store.get_tags(target, "open") if with_tags or head.tag_count > 0 else {}
+        # a caller asking for the store's own checksums (CKSM) reads tags only if those do not answer
+        wanted = with_tags or (head.tag_count > 0 and not with_checksums)
+        tags = self.store.get_tags(target, "open") if wanted else {}
         return object_info(path, head, tags)
 
     def read_range(self, info: ObjectInfo, start: int, into: memoryview) -> int:
