@@ -344,10 +344,10 @@ def _validate_policy(draft: _Draft) -> None:
         raise _fail(draft, "sse_kms_key_id", "needs sse = aws:kms")
     if typing.cast(int, val["credential_refresh"]) < 1:
         raise _fail(draft, "credential_refresh", "expected at least 1 second")
-    if not val["conditional_writes"] and (val["append_only"] or val["overwrite"] != "always"):
+    if not val["conditional_writes"]:  # said at start-up: any map line may ask for append_only
         draft.warnings.append(f"{draft.sources['conditional_writes']}: conditional_writes no: append_only "
-                              "and overwrite=if-unchanged are checked with HeadObject just before each "
-                              "commit, so two writers racing can still both succeed")
+                              "and overwrite=if-unchanged (site or map line) are checked with HeadObject "
+                              "just before each commit, so two writers racing can still both succeed")
 
 
 def _validate_parts(draft: _Draft) -> None:

@@ -53,6 +53,19 @@ class MapOptions:
     def render(self) -> str:
         return ",".join(f"{key}={value}" for key, value in self.written.items())
 
+    def describe_source(self, access_key_id: str) -> str:
+        """Where the credentials come from, in words (no secret)."""
+        if self.source is not None:
+            source = f"botocore's default chain (profile {self.profile})" if self.profile else \
+                "botocore's default chain"
+        else:
+            source = f"keys {access_key_id}"
+        if self.role_arn is None:
+            return source
+        extra = [f"{k} {v}" for k, v in (("external id", self.external_id), ("session", self.session_name),
+                                          ("duration", f"{self.duration}s" if self.duration else None)) if v]
+        return f"role {self.role_arn} assumed with {source}" + (f" ({', '.join(extra)})" if extra else "")
+
 
 def _credential_value(key: str, text: str) -> object:
     if key == "role_arn":
