@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import ftplib
 import io
+import json
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,7 +28,7 @@ from tests.support.daemon import ProcessDaemon
 from tests.support.fake_imds import FakeImds
 from tests.support.faultproxy import FaultProxy
 from tests.support.interop_helpers import wait_for
-from tests.support.moto_iam import ACCOUNT, IamMoto, Keys, s3_statements
+from tests.support.moto_iam import ACCOUNT, IamMoto, Keys, as_moto, s3_statements
 from tests.support.programs import need
 from tests.support.s3dsi_env import PASSWORD, USER, MiB, S3dsiConfig, client_env, ftp_url
 
@@ -356,3 +358,79 @@ def test_nothing_in_the_chain_is_told_at_login(world: World, chain_site: S3dsiCo
         assert reply.startswith("530") and "source=default: botocore found no credentials" in reply
     finally:
         daemon.stop()
+
+
+# -- s3dsi probe with every credential source ---------------------------------------------------------------
+def probe(config: S3dsiConfig, *args: str,
+          env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    full.update(env or {})
+    return subprocess.run([sys.executable, "-m", "s3dsi", "probe", *args, *config.serve_args()[:-2]],
+                          capture_output=True, text=True, timeout=120, env=full, check=False)
+
+
+def leftovers(world: World) -> list[str]:
+    client = world.iam.client("s3")
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=world.bucket).get("Contents", [])]
+    uploads = [u["Key"] for u in client.list_multipart_uploads(Bucket=world.bucket).get("Uploads", [])]
+    return [k for k in keys + uploads if ".s3dsi-probe-" in k]
+
+
+def test_probe_through_a_role(world: World, keyed: Site) -> None:
+    config, _ = keyed
+    keys = f"{world.gateway.access_key};{world.gateway.secret_key}"
+    config.write_map({USER: f"{keys};role_arn={world.role}"})
+    proc = probe(config, USER, "--bucket", world.bucket)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"credentials role {world.role} assumed with keys {world.gateway.access_key}" in proc.stdout
+    assert "Everything the connector needs is allowed." in proc.stdout
+    assert leftovers(world) == []
+    config.write_map({USER: f"{keys};role_arn={world.untrusted}"})
+    proc = probe(config, USER, "--bucket", world.bucket)
+    assert proc.returncode == 1
+    assert f"The credentials cannot be obtained: STS AssumeRole of {world.untrusted} failed: AccessDenied" \
+        in proc.stdout
+    assert f"s3dsi policy --assume {world.untrusted}" in proc.stdout
+    assert world.gateway.secret_key not in proc.stdout + proc.stderr
+
+
+def test_probe_with_the_keys_alone_names_what_is_missing(world: World, keyed: Site) -> None:
+    config, _ = keyed
+    config.write_map({USER: f"{world.gateway.access_key};{world.gateway.secret_key}"})
+    proc = probe(config, USER, "--bucket", world.bucket)
+    assert proc.returncode == 1
+    assert "Missing IAM actions: s3:ListAllMyBuckets" in proc.stdout or "not reachable" in proc.stdout, \
+        proc.stdout
+
+
+def test_probe_of_an_append_only_destination_with_the_printed_policy(
+        world: World, keyed: Site, capsys: pytest.CaptureFixture[str]) -> None:
+    """The policy `s3dsi policy --append-only` prints, attached to an identity: the connection test
+    writes, checks that the store refuses to replace, deletes its own object, and leaves nothing."""
+    from s3dsi.cli.main import main as s3dsi_main  # noqa: PLC0415 (the command line, in process)
+
+    assert s3dsi_main(["policy", "--bucket", world.bucket, "--append-only", "--prefix", "drop"]) == 0
+    document = capsys.readouterr().out
+    dropbox = world.iam.user("dropbox", as_moto(json.loads(document)["Statement"]))
+    config, _ = keyed
+    config.write_map({USER: f"{dropbox.access_key};{dropbox.secret_key};root=/{world.bucket}/drop,"
+                            "append_only=1"})
+    proc = probe(config, USER)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "ConditionalPut" in proc.stdout and "conditional writes work" in proc.stdout
+    assert f"bucket {world.bucket}" in proc.stdout and "test object drop/.s3dsi-probe-" in proc.stdout
+    assert leftovers(world) == []
+
+
+def test_probe_with_instance_credentials(world: World, chain_site: S3dsiConfig, tmp_path: Path) -> None:
+    imds = FakeImds(world.instance).start()
+    try:
+        env = chain_env(world, tmp_path, AWS_EC2_METADATA_SERVICE_ENDPOINT=imds.endpoint)
+        del env["AWS_EC2_METADATA_DISABLED"]
+        proc = probe(chain_site, USER, "--bucket", world.bucket, env=env)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "credentials botocore's default chain" in proc.stdout
+        assert imds.counts["credentials"] >= 1
+        assert leftovers(world) == []
+    finally:
+        imds.stop()

@@ -251,11 +251,40 @@ class IamMoto:
         return name
 
 
+# moto checks the *operation* name (s3:HeadObject, s3:UploadPart...) where AWS checks the IAM action
+# that covers it (s3:GetObject, s3:PutObject...): the operations each IAM action stands for, so that a
+# policy written for AWS (what `s3dsi policy` prints) means the same to moto.
+_MOTO_OPERATIONS = {
+    "s3:ListAllMyBuckets": ("s3:ListBuckets",),
+    "s3:ListBucket": ("s3:ListObjectsV2", "s3:ListObjects", "s3:HeadBucket"),
+    "s3:ListBucketMultipartUploads": ("s3:ListMultipartUploads",),
+    "s3:GetObject": ("s3:HeadObject",),
+    "s3:PutObject": ("s3:CreateMultipartUpload", "s3:UploadPart", "s3:CompleteMultipartUpload"),
+    "s3:ListMultipartUploadParts": ("s3:ListParts",),
+}
+
+
+def as_moto(statements: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``statements`` with moto's operation names added to each action list (see ``_MOTO_OPERATIONS``)."""
+    out = []
+    for given in statements:
+        actions = given.get("Action")
+        if isinstance(actions, str):
+            actions = [actions]
+        if actions is None:
+            out.append(given)
+            continue
+        extra = [op for action in actions for op in _MOTO_OPERATIONS.get(action, ())]
+        out.append({**given, "Action": list(dict.fromkeys([*actions, *extra]))})
+    return out
+
+
 def s3_statements(bucket: str) -> list[dict[str, Any]]:
     """Everything the connector does in ``bucket``, and listing buckets."""
-    return [{"Effect": "Allow", "Action": ["s3:ListAllMyBuckets", "s3:GetBucketLocation"], "Resource": "*"},
-            {"Effect": "Allow", "Action": "s3:*", "Resource": [f"arn:aws:s3:::{bucket}",
-                                                              f"arn:aws:s3:::{bucket}/*"]}]
+    return as_moto([{"Effect": "Allow", "Action": ["s3:ListAllMyBuckets", "s3:GetBucketLocation"],
+                     "Resource": "*"},
+                    {"Effect": "Allow", "Action": "s3:*", "Resource": [f"arn:aws:s3:::{bucket}",
+                                                                      f"arn:aws:s3:::{bucket}/*"]}])
 
 
 if __name__ == "__main__":
