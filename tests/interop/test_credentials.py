@@ -178,6 +178,31 @@ def test_sts_refusal_is_told_at_login_with_the_reason(world: World, keyed: Site)
     assert world.gateway.secret_key not in log
 
 
+def test_a_refresh_that_sts_refuses_fails_the_command_with_the_reason(world: World, keyed: Site) -> None:
+    """The role's trust policy stops naming the gateway while a session is logged in: once the STS
+    session expires, the next command answers 550 with STS's reason instead of using stale keys."""
+    iam = world.iam.client("iam")
+    fragile = world.iam.role("fragile", [{"Effect": "Allow", "Principal": {"AWS": GATEWAY_ARN},
+                                          "Action": "sts:AssumeRole"}], s3_statements(world.bucket))
+    config, daemon = keyed
+    config.write_map({USER: f"{world.gateway.access_key};{world.gateway.secret_key};role_arn={fragile}"})
+    ftp = login(daemon)
+    try:
+        ftp.nlst(f"/{world.bucket}")
+        nobody = {"Effect": "Allow", "Action": "sts:AssumeRole",
+                  "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/nobody"}}
+        iam.update_assume_role_policy(RoleName="fragile", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [nobody]}))
+        time.sleep(SESSION_SECONDS + 1)
+        with pytest.raises(ftplib.error_perm) as refused:
+            ftp.nlst(f"/{world.bucket}")
+    finally:
+        ftp.close()
+    reply = str(refused.value)
+    assert reply.startswith("550") and f"STS AssumeRole of {fragile} failed: AccessDenied" in reply
+    assert world.gateway.secret_key not in reply
+
+
 def test_external_id(world: World, keyed: Site) -> None:
     config, daemon = keyed
     line = f"{world.gateway.access_key};{world.gateway.secret_key};role_arn={world.external}"
