@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from s3dsi.protocol.errors import BackendUnavailable, DsiError, TransferAborted
+from s3dsi.storage.backend import WriteCondition
 from s3dsi.transfer.buffers import BufferPool
 from s3dsi.transfer.errors import FileTooLarge, IncompleteUpload
 from s3dsi.transfer.geometry import PartPlan
@@ -158,6 +159,23 @@ async def test_one_part_and_one_byte_is_multipart(workers: PartWorkers) -> None:
     assert "upload_part 1" in backend.calls
     assert "upload_part 2" in backend.calls
     assert backend.objects[PATH].tags["s3dsi-etag"] == backend.objects[PATH].etag
+
+
+@pytest.mark.parametrize("size", [P - 3, 5 * P + 17])
+async def test_the_commit_carries_the_opening_condition_and_the_whole_crc32c(workers: PartWorkers,
+                                                                             size: int) -> None:
+    """What check_writable answered when the upload opened goes with its commit (PutObject or
+    CompleteMultipartUpload), and a multipart completion carries the object's CRC32C (the fake checks
+    it against the data, as S3 checks a full-object checksum)."""
+    backend = FakeBackend()
+    backend.condition = WriteCondition(must_not_exist=True, reason="append_only")
+    data = payload(size, seed=3)
+    streams = deal(blocks_of(size, 8192), 3, random.Random(2))
+    _engine, pool = await upload(backend, workers, data, streams)
+    assert_stored(backend, data, pool)
+    assert backend.commit_conditions == [backend.condition]
+    if size > P:
+        assert backend.completed_crc32c == [int(reference_digests(data)["CRC32C"], 16)]
 
 
 async def test_many_parts_with_eight_streams(workers: PartWorkers) -> None:
