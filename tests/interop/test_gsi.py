@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -24,11 +23,12 @@ from s3dsi.security.credentials import parse_pem_credential
 from s3dsi.security.gss import GssInitiator
 from s3dsi.security.tlscontext import gsi_initiator_context
 from s3dsi.security.trust import identity_of
-from tests.interop.conftest import S3dsi, need, unique, write_file
+from tests.interop.conftest import S3dsi, unique, write_file
 from tests.support.gridftp_server import _children as children_of
 from tests.support.gridftp_server import server_program
 from tests.support.moto_server import MotoS3, free_port
 from tests.support.pki import MAPPED_USERS, USER_DN, Pki
+from tests.support.programs import need
 from tests.support.s3dsi_env import S3dsiConfig
 
 pytestmark = pytest.mark.interop
@@ -195,12 +195,12 @@ def test_gfal2_ls_and_sum(gsi: S3dsi, pki: Pki, bucket: str) -> None:
     env = pki.client_env()
     env.update(GFAL_PYTHONBIN=gfal_python())
     option = ["-D", "GRIDFTP PLUGIN:DCAU=false"]
-    ls = subprocess.run([shutil.which("gfal-ls") or "gfal-ls", *option, url(gsi, f"/{bucket}/")],
+    ls = subprocess.run([need("gfal-ls"), *option, url(gsi, f"/{bucket}/")],
                         capture_output=True, text=True, timeout=120, env=env, check=False)
     assert ls.returncode == 0, ls.stderr
     assert "g.txt" in ls.stdout.split()
     import zlib  # noqa: PLC0415
-    total = subprocess.run([shutil.which("gfal-sum") or "gfal-sum", *option, url(gsi, f"/{bucket}/g.txt"),
+    total = subprocess.run([need("gfal-sum"), *option, url(gsi, f"/{bucket}/g.txt"),
                             "ADLER32"], capture_output=True, text=True, timeout=120, env=env, check=False)
     assert total.returncode == 0, total.stderr
     assert total.stdout.split()[-1] == f"{zlib.adler32(data):08x}"

@@ -24,11 +24,21 @@ TEST_PASSWORD = "correct horse battery staple"
 
 
 class StaticAuthenticator:
-    def __init__(self, users: Mapping[str, str]) -> None:
+    """``users`` name -> password; ``anonymous`` names log in with any password as ``anonymous_user``."""
+
+    def __init__(self, users: Mapping[str, str], anonymous: tuple[str, ...] = (),
+                 anonymous_user: str = TEST_USER) -> None:
         self.users = dict(users)
+        self.anonymous = anonymous
+        self.anonymous_user = anonymous_user
 
     def authenticate(self, user: str, password: str) -> str | None:
+        if user in self.anonymous:
+            return self.anonymous_user
         return user if self.users.get(user) == password else None
+
+    def is_anonymous(self, user: str) -> bool:
+        return user in self.anonymous
 
 
 _made_state_dirs: set[str] = set()  # by test_settings; removed by DaemonThread.stop (or at exit)

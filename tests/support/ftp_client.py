@@ -29,14 +29,17 @@ class Reply:
 
 
 class Client:
-    def __init__(self, host: str, port: int, timeout: float = 30.0) -> None:
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, host: str, port: int, timeout: float = 30.0, source: str | None = None) -> None:
+        """``source``: the local address to connect from (127.0.0.2 plays another host)."""
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.file = self.sock.makefile("rb")
         self.host = host
         self.greeting = self.read_reply()
 
     def close(self) -> None:
         try:
+            self.file.close()  # else the socket stays open as long as its reader is alive
             self.sock.close()
         except OSError:
             pass

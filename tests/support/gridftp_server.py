@@ -21,7 +21,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,8 +130,12 @@ def _session_account() -> tuple[str | None, int, int]:
     return ANONYMOUS_AS_ROOT, entry.pw_uid, entry.pw_gid
 
 
-def start_gridftp_server(work_dir: Path) -> GridFTPServer:
-    """Start the C server on a free loopback port and wait until it greets with 220."""
+def start_gridftp_server(work_dir: Path, gsi: Mapping[str, str] | None = None,
+                         dn: str | None = None) -> GridFTPServer:
+    """Start the C server on a free loopback port and wait until it greets with 220.
+
+    ``gsi``: the X509_* environment of a host credential and trust directory (tests/support/pki.py);
+    the server then serves gsiftp:// only, mapping ``dn`` to the account that owns its file area."""
     program = server_program()
     if program is None:
         raise GridFTPServerError("globus-gridftp-server is not installed")
@@ -148,19 +152,26 @@ def start_gridftp_server(work_dir: Path) -> GridFTPServer:
             shutil.rmtree(data_dir, ignore_errors=True)
             raise GridFTPServerError(f"{data_dir} is not reachable by {user!r}: set TMPDIR to a directory "
                                      "every user can traverse")
+    env = None
+    if gsi is not None:
+        gridmap = work_dir / "grid-mapfile"
+        account = user or pwd.getpwuid(os.geteuid()).pw_name
+        gridmap.write_text(f'"{dn}" {account}\n')
+        env = {**os.environ, **gsi, "GRIDMAP": str(gridmap)}
     failures: list[str] = []
     for attempt in range(_PORT_ATTEMPTS):
         port = free_port()
         log_path = work_dir / f"gridftp-{port}-{attempt}.log"
-        argv = [program, "-aa", "-p", str(port), "-control-interface", "127.0.0.1",
+        argv = [program, "-p", str(port), "-control-interface", "127.0.0.1",
                 "-data-interface", "127.0.0.1", "-c", str(empty_conf), "-C", str(empty_dir),
-                "-log-level", "all", "-logfile", str(log_path),
-                # any login name is anonymous: gfal2 sends one user name to both ends of a copy
-                "-anonymous-names-allowed", "*"]
-        if user is not None:
-            argv += ["-anonymous-user", user]
+                "-log-level", "all", "-logfile", str(log_path)]
+        if gsi is None:
+            # any login name is anonymous: gfal2 sends one user name to both ends of a copy
+            argv += ["-aa", "-anonymous-names-allowed", "*"]
+            if user is not None:
+                argv += ["-anonymous-user", user]
         process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.STDOUT, cwd=work_dir)
+                                   stderr=subprocess.STDOUT, cwd=work_dir, env=env)
         server = GridFTPServer(process, port, data_dir, log_path, uid, gid)
         deadline = time.monotonic() + _START_TIMEOUT
         while time.monotonic() < deadline and process.poll() is None:
@@ -176,8 +187,9 @@ def start_gridftp_server(work_dir: Path) -> GridFTPServer:
 
 
 @contextlib.contextmanager
-def gridftp_server(work_dir: Path) -> Iterator[GridFTPServer]:
-    server = start_gridftp_server(work_dir)
+def gridftp_server(work_dir: Path, gsi: Mapping[str, str] | None = None,
+                   dn: str | None = None) -> Iterator[GridFTPServer]:
+    server = start_gridftp_server(work_dir, gsi, dn)
     try:
         yield server
     finally:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from s3dsi.security.credentials import Credential
 from s3dsi.security.proxy import issue_proxy
 from s3dsi.security.trust import subject_hash
+from tests.support.programs import need
 
 CA_DN = "/C=XX/O=GSITest/CN=GSITest CA"
 USER_DN = "/C=XX/O=GSITest/OU=People/CN=Test User"
@@ -139,10 +139,7 @@ class Pki:
 
 
 def grid_proxy_init(pki: Pki, cert: Path, key: Path, out: Path, *extra: str) -> Path:
-    program = shutil.which("grid-proxy-init")
-    if program is None:
-        raise RuntimeError("grid-proxy-init is not installed (Debian globus-proxy-utils; scripts/test "
-                           "installs it)")
+    program = need("grid-proxy-init")
     env = {k: v for k, v in os.environ.items() if not k.startswith("X509_")}
     env["X509_CERT_DIR"] = str(pki.cert_dir)
     proc = subprocess.run([program, "-q", "-rfc", *extra, "-cert", str(cert), "-key", str(key), "-certdir",

@@ -26,6 +26,7 @@ from s3dsi.identity.passwords import PasswordFile, PasswordFileError
 from s3dsi.identity.usermap import MapError, UserMap
 from s3dsi.observability.levels import parse_s3_debug
 from s3dsi.observability.logging import REDACTED, is_secret_name, redact_text
+from s3dsi.protocol.disabled import list_warnings
 from s3dsi.security.credentials import CredentialError
 from s3dsi.security.gridmap import GridMap, GridMapError
 from s3dsi.security.trust import TrustStore
@@ -59,6 +60,11 @@ def _process_uid(settings: Settings) -> int | None:
         return pwd.getpwnam(settings.process_user).pw_uid
     except KeyError:
         return None
+
+
+def _check_disabled_commands(settings: Settings, found: Findings) -> None:
+    source = settings.sources.get("disable_command_list", "disable_command_list")
+    found.warnings.extend(list_warnings(settings.disable_command_list, source))
 
 
 def _check_accounts(settings: Settings, found: Findings) -> None:
@@ -225,6 +231,7 @@ def check_settings(settings: Settings) -> Findings:
     """Everything ``serve`` would trip over at start-up, beyond what loading already validated."""
     found = Findings(warnings=list(settings.warnings))
     _check_accounts(settings, found)
+    _check_disabled_commands(settings, found)
     usermap = _check_map(settings, found)
     _check_passwords(settings, usermap, found)
     _check_writable(settings, "log_single", settings.log_single, found)

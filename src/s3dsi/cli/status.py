@@ -12,6 +12,7 @@ from s3dsi.config.arguments import add_config_arguments, settings_from_args
 from s3dsi.config.errors import ConfigError
 from s3dsi.daemon.admin import AdminError, DaemonStatus, SessionSnapshot, query
 from s3dsi.daemon.sockets import admin_socket_candidates, present
+from s3dsi.observability.printable import printable
 
 
 def register(subparsers: Any) -> None:
@@ -49,17 +50,18 @@ def _row(session: SessionSnapshot) -> list[str]:
     state = session.kind or "idle"
     nbytes = human_bytes(session.nbytes) if session.kind else ""
     rate = f"{human_bytes(session.rate)}/s" if session.kind else ""
-    return [session.id, session.user or "-", session.remote, str(session.pid), state, session.path or "",
-            nbytes, rate]
+    # user names and paths come from clients: never print their control characters raw
+    return [printable(session.id), printable(session.user or "-"), printable(session.remote),
+            str(session.pid), printable(state), printable(session.path or ""), nbytes, rate]
 
 
 def render(status: DaemonStatus, now: float | None = None) -> str:
     moment = time.time() if now is None else now
     count = len(status.sessions)
-    lines = [f"s3dsi {status.version}, pid {status.pid}, {status.model} process model, running as "
-             f"{status.account}, up {human_duration(moment - status.started)}, "
-             f"{count} session{'s' if count != 1 else ''}"
-             + (f", listening on {', '.join(status.addresses)}" if status.addresses else "")]
+    lines = [printable(f"s3dsi {status.version}, pid {status.pid}, {status.model} process model, running as "
+                       f"{status.account}, up {human_duration(moment - status.started)}, "
+                       f"{count} session{'s' if count != 1 else ''}"
+                       + (f", listening on {', '.join(status.addresses)}" if status.addresses else ""))]
     if not status.sessions:
         return "\n".join(lines)
     table = [["SESSION", "USER", "REMOTE", "PID", "STATE", "FILE", "BYTES", "RATE"]]

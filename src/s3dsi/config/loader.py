@@ -22,10 +22,12 @@ from s3dsi.config import values as v
 from s3dsi.config.errors import ConfigError
 from s3dsi.config.gridftp_conf import ConfLine, directory_files, parse_conf
 from s3dsi.config.options import (
+    ACCEPTED_AUTH_LEVEL_BITS,
     FIELD_PARSERS,
     GRIDFTP_OPTIONS,
     HOSTNAME_OPTION,
     IGNORED_GT_OPTIONS,
+    REFUSED_GT_OPTIONS,
     S3_OPTIONS,
     OptionSpec,
 )
@@ -148,11 +150,43 @@ def _apply_gridftp_options(lines: list[ConfLine], draft: _Draft) -> None:
             draft.set(spec.field, _parse(spec, line.name, line.value, line.where), line.where)
         elif line.name == HOSTNAME_OPTION:
             draft.hostname = (line.value, line.where) if line.value else None
+        elif line.name in REFUSED_GT_OPTIONS:
+            _refuse_or_accept(line, draft)
         elif line.name in IGNORED_GT_OPTIONS:
             draft.warnings.append(f"{line.where}: option {line.name!r} of globus-gridftp-server is not "
                                   "supported by s3dsi (ignored)")
         else:
             draft.warnings.append(f"{line.where}: unknown option {v.shorten(line.name, 40)} (ignored)")
+
+
+_REFUSAL_HINTS = {
+    "restrict_paths": "limit what each user's S3 keys may reach with an IAM policy instead (s3dsi policy)",
+    "chroot_path": "s3dsi serves no local files; confine the service with the systemd unit's sandboxing "
+                   "(ProtectSystem=, ProtectHome=, ReadWritePaths=) instead",
+    "acl": "s3dsi loads no access-control modules",
+    "auth_level": f"only the bits {ACCEPTED_AUTH_LEVEL_BITS} (1 identity, 2 actions, 4 no setuid, 8 no "
+                  "gridmap) are understood; 16 (restrict_paths on data nodes) and higher bits restrict "
+                  "access in ways s3dsi does not implement",
+}
+
+
+def _refuse_or_accept(line: ConfLine, draft: _Draft) -> None:
+    """A reference option that restricts access and that s3dsi does not implement: refusing to start is
+    the only safe answer (ignoring it would serve what the site forbade). auth_level only refuses its
+    restricting bits."""
+    if line.name == "auth_level":
+        try:
+            level = v.parse_gt_int(line.value)
+        except ValueError as exc:
+            raise ConfigError(f"{line.where}: auth_level: expected {exc}, got {v.shorten(line.value)}") \
+                from None
+        if level >= 0 and not level & ~ACCEPTED_AUTH_LEVEL_BITS:
+            draft.warnings.append(f"{line.where}: auth_level {level}: s3dsi always checks the login (pw_file "
+                                  "and credential map) and S3 authorizes every action with the user's keys; "
+                                  "the option has no further effect")
+            return
+    raise ConfigError(f"{line.where}: {line.name}: s3dsi does not implement {REFUSED_GT_OPTIONS[line.name]} "
+                      f"and will not start without it: {_REFUSAL_HINTS[line.name]}; then remove the line")
 
 
 def _apply_s3_conf(path: str | None, draft: _Draft) -> None:
@@ -322,12 +356,22 @@ def _validate(draft: _Draft) -> None:
     if isinstance(storage_class, str) and storage_class not in v.AWS_STORAGE_CLASSES:
         draft.warnings.append(f"{draft.sources['storage_class']}: storage_class {storage_class!r} is not an "
                               "AWS storage class (fine for stores that define their own)")
-    if val["encrypt_data"]:
-        draft.warnings.append(f"{draft.sources['encrypt_data']}: encrypt_data 1: data channels are not "
-                              "encrypted yet (only the control channel is, with GSI or AUTH TLS)")
     if val["connections_max"] == 0:
         draft.warnings.append(f"{draft.sources['connections_max']}: connections_max 0 refuses every client")
+    if val["connections_max_per_address"] == 0:
+        draft.warnings.append(f"{draft.sources['connections_max_per_address']}: connections_max_per_address "
+                              "0 refuses every client (-1 lifts the limit)")
+    _check_access_lists(draft)
     _validate_policy(draft)
+
+
+def _check_access_lists(draft: _Draft) -> None:
+    allow = typing.cast("tuple[str, ...] | None", draft.values["allow_from"])
+    for entry in allow or ():
+        if v.loose_ipv4_fragment(entry):
+            draft.warnings.append(f"{draft.sources['allow_from']}: allow_from {entry!r} is a prefix, as in "
+                                  f"globus-gridftp-server: it also lets in the addresses that start with it "
+                                  f"({entry}0, {entry}23, ...); write {entry}/32 for that address alone")
 
 
 def _validate_policy(draft: _Draft) -> None:

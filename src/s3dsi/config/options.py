@@ -41,6 +41,22 @@ def _connections_max(text: str) -> int | None:
     return None if value < 0 else value
 
 
+def _positive_gt_int(text: str) -> int:
+    value = v.parse_gt_int(text)
+    if value < 1:
+        raise ValueError("a positive integer")
+    return value
+
+
+def _address_list_or_unset(text: str) -> tuple[str, ...] | None:
+    return v.parse_address_list(text) or None
+
+
+def _command_list(text: str) -> tuple[str, ...]:
+    """The reference's comma list of commands: ``DELE``, ``SITE CHMOD``, or a command with arguments."""
+    return tuple(" ".join(item.split()) for item in text.split(",") if item.strip())
+
+
 def _dsi(text: str) -> str:
     module = text.split(":", 1)[0].strip()
     if module != "s3":
@@ -81,6 +97,15 @@ GRIDFTP_OPTIONS: dict[str, OptionSpec] = {
     "log_transfer": OptionSpec("log_transfer", _path),
     "banner": OptionSpec("banner", v.parse_text),
     "connections_max": OptionSpec("connections_max", _connections_max),
+    "connections_max_per_address": OptionSpec("connections_max_per_address", _connections_max),  # s3dsi
+    "connections_disabled": OptionSpec("connections_disabled", v.parse_gt_bool),
+    "offline_msg": OptionSpec("offline_msg", v.parse_text),
+    "allow_from": OptionSpec("allow_from", _address_list_or_unset),
+    "deny_from": OptionSpec("deny_from", v.parse_address_list),
+    "disable_command_list": OptionSpec("disable_command_list", _command_list),
+    "banner_terse": OptionSpec("banner_terse", v.parse_gt_bool),
+    "login_attempts_max": OptionSpec("login_attempts_max", _positive_gt_int),  # s3dsi
+    "anonymous_read_only": OptionSpec("anonymous_read_only", v.parse_gt_bool),  # s3dsi
     "allow_anonymous": OptionSpec("allow_anonymous", v.parse_gt_bool),
     "anonymous_user": OptionSpec("anonymous_user", v.parse_text),
     "anonymous_names_allowed": OptionSpec("anonymous_names_allowed", v.parse_name_list),
@@ -100,6 +125,7 @@ GRIDFTP_OPTIONS: dict[str, OptionSpec] = {
     "tls_key": OptionSpec("tls_key", _path),
     "require_tls": OptionSpec("require_tls", v.parse_gt_bool),
     "encrypt_data": OptionSpec("encrypt_data", v.parse_gt_bool),
+    "tls_require_session_reuse": OptionSpec("tls_require_session_reuse", v.parse_gt_bool),  # s3dsi's own
     "gsi_tls_max_version": OptionSpec("gsi_tls_max_version", _tls_version),
 }
 
@@ -177,21 +203,38 @@ FIELD_PARSERS: dict[str, Callable[[str], object]] = {
     "s3_debug": _s3_debug,
 }
 
-# Options of globus-gridftp-server that s3dsi accepts in gridftp.d but does not act on.
+# Options of globus-gridftp-server that restrict access and that s3dsi does not implement: ignoring one would
+# serve more than the site allowed, so the daemon refuses to start on them (auth_level only for the
+# restricting bits, see ACCEPTED_AUTH_LEVEL_BITS), naming the file and line.
+REFUSED_GT_OPTIONS: dict[str, str] = {
+    "restrict_paths": "the paths clients may access",
+    "chroot_path": "a chroot for each session",
+    "acl": "access-control modules",
+    "auth_level": "an authorization level",
+}
+# GT auth_level bits: 1 identity, 2 per-action authorization (through `acl` modules and authorization
+# callouts: without `acl`, which s3dsi refuses, the reference checks nothing more than S3 already does
+# with the user's own keys), 4 no setuid, 8 no gridmap. 16 (restrict_paths on data nodes) and any bit
+# unknown here restrict something s3dsi does not do.
+ACCEPTED_AUTH_LEVEL_BITS = 0x0F
+
+# Options of globus-gridftp-server that s3dsi accepts in gridftp.d but does not act on: they select
+# modes or features s3dsi does not have (IPC, striping, sharing, drivers), so ignoring them serves
+# nothing the site meant to forbid. encrypt_data is recognised for the secure-transport work.
 IGNORED_GT_OPTIONS = frozenset({
     "help", "longhelp", "version", "versions", "inetd", "daemon", "detach", "ssh", "exec", "chdir",
-    "chdir_to", "fork", "fork_fallback", "single", "chroot_path", "auth_level", "ipc_allow_from",
-    "ipc_deny_from", "allow_from", "deny_from", "secure_ipc", "ipc_auth_mode",
+    "chdir_to", "fork", "fork_fallback", "single", "ipc_allow_from",
+    "ipc_deny_from", "secure_ipc", "ipc_auth_mode",
     "ipc_user_name", "ipc_subject", "ipc_credential", "ipc_cookie", "anonymous_group", "sharing_dn",
     "sharing_state_dir", "sharing_control", "sharing_rp", "sharing_users_allow", "sharing_users_deny",
     "sharing_groups_allow", "sharing_groups_deny", "allow_disabled_login",
-    "connections_disabled", "offline_msg", "disable_command_list", "cas", "use_home_dirs", "home_dir",
-    "restrict_paths", "rp_follow_symlinks", "acl", "log_module", "log_unique", "log_filemode",
+    "cas", "use_home_dirs", "home_dir",
+    "rp_follow_symlinks", "log_module", "log_unique", "log_filemode",
     "disable_usage_stats", "usage_stats_target", "usage_stats_id", "remote_nodes", "hybrid", "data_node",
     "stripe_blocksize", "stripe_count", "brain", "stripe_layout", "stripe_blocksize_locked",
     "stripe_layout_locked", "stripe_mode", "blocksize", "sync_writes", "direct", "perms", "file_timeout",
     "ipc_interface", "ipc_port", "ipc_idle_timeout", "ipc_connect_timeout", "always_send_markers",
-    "allow_udt", "epsv_ip", "epsv_match", "banner_file", "banner_terse", "banner_append", "version_tag",
+    "allow_udt", "epsv_ip", "epsv_match", "banner_file", "banner_append", "version_tag",
     "login_msg", "login_msg_file", "allowed_modules", "dc_whitelist", "fs_whitelist", "popen_whitelist",
     "xnetmgr", "dc_default", "fs_default", "config_dir", "config_base_path", "debug", "pidfile",
     "globus_location", "ignore_bad_threads", "bad_signal_exit", "extension",

@@ -43,13 +43,22 @@ class Settings:
     log_single: str | None = None  # session/error log path
     log_transfer: str | None = None  # "Transfer stats:" log path
     banner: str | None = None
-    connections_max: int | None = None
+    connections_max: int | None = 500  # every control connection, logged in or not; None: unlimited
+    connections_max_per_address: int | None = 50  # s3dsi: per IPv4 address / IPv6 /64; None: unlimited
+    connections_disabled: bool = False  # refuse every client with 422 offline_msg
+    offline_msg: str | None = None
+    allow_from: tuple[str, ...] | None = None  # None: every address (then deny_from applies)
+    deny_from: tuple[str, ...] = ()
+    disable_command_list: tuple[str, ...] = ()  # "VERB", "SITE NAME" or "VERB ARG..." entries
+    banner_terse: bool = False  # greeting without version or banner before login
+    login_attempts_max: int = 3  # s3dsi: failed PASS per connection before it is closed
     allow_anonymous: bool = False
     anonymous_user: str | None = None  # map entry anonymous sessions use; required with allow_anonymous
     anonymous_names_allowed: tuple[str, ...] = ("anonymous", "ftp")  # login names treated as anonymous
+    anonymous_read_only: bool = True  # s3dsi: anonymous sessions may not write, whatever the keys allow
     password_file: str | None = None  # GT option name: pw_file
     idle_timeout: int = 600  # GT option name: control_idle_timeout
-    preauth_timeout: int = 120  # GT option name: control_preauth_timeout
+    preauth_timeout: int = 60  # GT option name: control_preauth_timeout; from connect, not from each byte
     s3_debug: str | None = None  # GLOBUS_S3_DEBUG "LEVEL[,PATH]" (environment or a `$` line)
     port_allow: tuple[str, ...] = ()  # networks besides the client's own that PORT may name (3rd party)
     # and that may connect to passive data ports without authenticated data channels
@@ -61,7 +70,8 @@ class Settings:
     tls_certificate: str | None = None  # FTPS certificate; None: the host certificate
     tls_key: str | None = None  # its key; None: tls_certificate itself, or the host key
     require_tls: bool = False  # refuse USER/PASS on a clear-text control connection
-    encrypt_data: bool = False  # GT: require encrypted data channels (recognised; data half not done yet)
+    encrypt_data: bool = False  # GT: transfers and listings only over encrypted data channels (PROT P)
+    tls_require_session_reuse: bool = True  # FTPS PROT P: a data connection must resume the control's TLS
     gsi_tls_max_version: str = "1.3"  # "1.2" for GCT clients of 2021-2022 whose TLS 1.3 was broken
     # ---- S3 connector conf -----------------------------------------------------------------------
     host_name: str = "https://s3.amazonaws.com"  # endpoint URL of the default region

@@ -243,3 +243,37 @@ def format_size(value: int) -> str:
 
 MIN_PART_SIZE = 5 * MiB
 MAX_PART_SIZE = 5 * 1024 * MiB
+
+
+_FRAGMENT = re.compile(r"\[?[0-9A-Fa-f.:]+\]?:?")
+_ADDRESS_LIST = "IP networks (192.0.2.0/24) or address fragments (192.168.1.), comma separated"
+
+
+def parse_address_list(text: str) -> tuple[str, ...]:
+    """``allow_from`` / ``deny_from``: comma (or space) separated networks (``192.0.2.0/24``) and the
+    reference server's address fragments (``192.168.1.``: every address that starts so)."""
+    entries: list[str] = []
+    for item in re.split(r"[\s,]+", text.strip()):
+        if not item:
+            continue
+        if "/" in item:
+            try:
+                entries.append(str(ipaddress.ip_network(item, strict=False)))
+            except ValueError:
+                raise ValueError(f"{_ADDRESS_LIST} ({shorten(item, 40)} is not a network)") from None
+            continue
+        if not _FRAGMENT.fullmatch(item) or not any(c.isdigit() or c in "abcdefABCDEF" for c in item):
+            raise ValueError(f"{_ADDRESS_LIST} ({shorten(item, 40)} is neither; host names are not "
+                             "matched, as in the reference server)")
+        entries.append(item)
+    return tuple(entries)
+
+
+def loose_ipv4_fragment(entry: str) -> bool:
+    """Whether a fragment is a whole IPv4 address (``10.0.0.1``), which the reference's prefix rule
+    also matches to longer addresses (10.0.0.10-19, 10.0.0.100-199)."""
+    try:
+        ipaddress.IPv4Address(entry)
+    except ValueError:
+        return False
+    return True

@@ -12,6 +12,8 @@ import os
 import pwd
 from dataclasses import dataclass
 
+from s3dsi.daemon.hardening import no_core_dumps
+
 CAP_SETGID = 6
 CAP_SETUID = 7
 
@@ -93,6 +95,7 @@ def drop_privileges(account: Account) -> None:
     except OSError as err:
         raise PrivilegeError(f"cannot switch to {account.describe()}: {err.strerror}") from None
     verify_dropped(account)
+    no_core_dumps()  # a uid change reset the dumpable flag to fs.suid_dumpable
     os.environ.update(HOME=account.home, USER=account.name, LOGNAME=account.name)
 
 

@@ -1,9 +1,11 @@
 """Per-session model, child side: one forked process serves one control connection.
 
-It starts as root with nothing but the accepted socket, the settings and the loaded password file.
-The first successful login drops it to the login's local account (SessionUserBackends); only then
-is that account's credential map read and the S3 clients created. Every second it reports its
-session and its counters to the parent over a SOCK_SEQPACKET pipe.
+It starts as root with nothing but the accepted socket, the settings and the loaded password hashes.
+The first successful login drops it to the login's local account (SessionUserBackends); at that moment
+it unmaps every other user's hash and gives up its password-check slot, and only then is that account's
+credential map read and the S3 clients created. It never dumps core and cannot be ptraced by the users
+it becomes. Every second it reports its session and its counters to the parent over a SOCK_SEQPACKET
+pipe, and each failed login at once (the parent's throttle counts them for the children it forks next).
 """
 
 from __future__ import annotations
@@ -21,14 +23,17 @@ from typing import Any
 from s3dsi.config.settings import Settings
 from s3dsi.daemon import admin
 from s3dsi.daemon.accounts import Account
+from s3dsi.daemon.hardening import no_core_dumps
 from s3dsi.daemon.services import S3Factories
 from s3dsi.daemon.userbackends import SessionUserBackends, user_state_dir
+from s3dsi.identity.auth import Authenticator
 from s3dsi.observability.logging import get_logger
 from s3dsi.observability.metrics import Metrics
 from s3dsi.observability.transferlog import TransferLog, TransferRecord
 from s3dsi.server import session as session_module
 from s3dsi.server.app import Daemon
-from s3dsi.server.context import Authenticator, LoginThrottle
+from s3dsi.server.loginpool import LoginPool, ProcessSlots
+from s3dsi.server.throttle import LoginThrottle
 from s3dsi.transfer.journal import UploadJournal
 
 log = get_logger("s3dsi.daemon")
@@ -49,31 +54,28 @@ def report(pipe: socket.socket, daemon: Daemon, metrics: Metrics | None) -> None
 
 class ReportingThrottle(LoginThrottle):
     """Failed-login delays that keep growing across session processes: this process starts from the
-    parent's counts (inherited at fork) and tells the parent of every failure and success."""
+    parent's counts (inherited at fork) and tells the parent of every failure."""
 
     def __init__(self, inherited: LoginThrottle, pipe: socket.socket) -> None:
-        super().__init__(inherited.base, inherited.cap, inherited.forget_after)
-        self._inherited = inherited
+        super().__init__(inherited.base, inherited.cap, inherited.decay, inherited.max_entries)
+        self._levels = inherited._levels
         self._pipe = pipe
 
-    def _tell(self, outcome: str, address: str) -> None:
+    def failed(self, address: str, user: str) -> None:
+        super().failed(address, user)
         with contextlib.suppress(OSError):
-            self._pipe.send(json.dumps({"login": outcome, "address": address}).encode())
-
-    def delay_for(self, address: str) -> float:
-        self._tell("failed", address)
-        return self._inherited.delay_for(address)
-
-    def succeeded(self, address: str) -> None:
-        self._tell("ok", address)
-        self._inherited.succeeded(address)
+            self._pipe.send(json.dumps({"login": "failed", "address": address, "user": user}).encode())
 
 
 class SessionProcess:
     def __init__(self, conn: socket.socket, settings: Settings, authenticator: Authenticator,
                  pipe: socket.socket, transfer_log: TransferLog, *, metrics: bool, number: int,
-                 s3_factories: S3Factories | None = None, throttle: LoginThrottle | None = None) -> None:
+                 s3_factories: S3Factories | None = None, throttle: LoginThrottle | None = None,
+                 login_slots: ProcessSlots | None = None) -> None:
+        no_core_dumps()
         self.conn = conn
+        self.authenticator = authenticator
+        self.login_slots = login_slots
         self.settings = settings
         self.pipe = pipe
         self.transfer_log = transfer_log
@@ -89,9 +91,15 @@ class SessionProcess:
         self.daemon.ctx.on_transfer_done = self._transfer_done
         if throttle is not None:
             self.daemon.ctx.throttle = ReportingThrottle(throttle, pipe)
+        # one password check at a time here (one connection), and a slot among all session processes
+        self.daemon.ctx.login_pool = LoginPool(1, slots=login_slots)
 
     def _dropped(self, account: Account) -> None:
-        """Now running as ``account``: journal restartable uploads where that account may write."""
+        """Now running as ``account``: no other user's hash stays in this process, no password-check slot
+        is held, and restartable uploads are journalled where that account may write."""
+        self.authenticator.forget(keep=account.name)
+        if self.login_slots is not None:
+            self.login_slots.close()
         self.daemon.ctx.journal = UploadJournal(user_state_dir(self.settings, account))
 
     def _transfer_done(self, record: TransferRecord) -> None:

@@ -10,6 +10,7 @@ import botocore.session
 from s3dsi.config.settings import Settings
 from s3dsi.identity.auth import Authenticator
 from s3dsi.identity.passwords import PasswordFile, PasswordFileError
+from s3dsi.identity.pwstore import load_isolated
 from s3dsi.observability.logfiles import LogOpener
 from s3dsi.observability.logging import LogFileProblem, configure_logging, reconfigure_logging
 from s3dsi.observability.metrics import Metrics
@@ -55,6 +56,18 @@ def load_authenticator(settings: Settings, owner_uid: int | None = None) -> Auth
     """Authenticator.from_settings, with every failure as PasswordFileError."""
     try:
         return Authenticator.from_settings(settings, owner_uid=owner_uid)
+    except ValueError as err:
+        raise PasswordFileError(str(err)) from None
+
+
+def load_isolated_authenticator(settings: Settings) -> Authenticator:
+    """The per-session parent's Authenticator: the password file is read by a forked loader and its
+    hashes kept where each session process can unmap them (identity/pwstore.py). PasswordFileError."""
+    passwords = load_isolated(settings.password_file) if settings.password_file else None
+    try:
+        return Authenticator(passwords, allow_anonymous=settings.allow_anonymous,
+                             anonymous_user=settings.anonymous_user,
+                             anonymous_names=settings.anonymous_names_allowed)
     except ValueError as err:
         raise PasswordFileError(str(err)) from None
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import stat
 
 from s3dsi.config.settings import Settings
 from s3dsi.daemon.accounts import Account
@@ -105,40 +106,82 @@ def _in_use(path: str) -> bool:
     return True
 
 
+def _check_root_directory(dir_fd: int, directory: str) -> None:
+    """As root: the socket's directory must be one only root can change. In a directory another account
+    may write (the service account's own state_dir, say), that account could swap the socket's name for
+    a link between bind and chown and have root hand it any file."""
+    info = os.fstat(dir_fd)
+    if info.st_uid != 0 or info.st_mode & 0o022:
+        mode = stat.S_IMODE(info.st_mode)
+        raise AdminSocketError(f"{directory}: the admin socket must be in a directory only root may change "
+                               f"(this one is owned by uid {info.st_uid}, mode {mode:04o}); set admin_socket "
+                               "to such a place, e.g. /run/s3dsi/admin.sock")
+
+
+def _bind_in(sock: socket.socket, dir_fd: int, name: str, path: str) -> None:
+    """Bind ``name`` inside the directory open as ``dir_fd`` (through /proc/self/fd, so that no
+    directory on the way can be swapped between the checks and the bind); the plain path where /proc is
+    not usable (not root, no /proc, a name too long for it)."""
+    proc_dir = f"/proc/self/fd/{dir_fd}"
+    via = f"{proc_dir}/{name}"
+    if os.geteuid() == 0 and len(os.fsencode(via)) <= UNIX_PATH_MAX and os.path.isdir(proc_dir):
+        sock.bind(via)
+    else:
+        sock.bind(path)
+
+
 def bind_admin(path: str, owner: Account | None) -> socket.socket:
     """The admin socket at ``path``: mode 0600, or 0660 and owned by ``owner`` (the service account)
-    when root hands it over before dropping. A stale socket file is replaced; a live one is not."""
+    when root hands it over before dropping. A stale socket file is replaced; a live one is not.
+
+    Run as root, the directory must be one only root may change, and everything after the directory is
+    opened goes through its descriptor: the stale file is removed, the socket bound and handed over
+    (``lchown``, mode set by the umask at bind, never a chmod by name) relative to it."""
     if len(os.fsencode(path)) > UNIX_PATH_MAX:
         raise AdminSocketError(f"{path}: longer than the {UNIX_PATH_MAX} bytes a unix socket path may have; "
                                "set admin_socket to a shorter path")
     directory = os.path.dirname(path) or "."
+    name = os.path.basename(path)
+    hand_over = owner is not None and os.geteuid() == 0
     try:
         if not os.path.isdir(directory):
             os.makedirs(directory, mode=0o750 if owner is not None else 0o700)
-            if owner is not None and os.geteuid() == 0:
+            if hand_over:
+                assert owner is not None
                 os.chown(directory, 0, owner.gid)  # a directory we made: let the service account in
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as err:
         raise AdminSocketError(f"{directory}: cannot create the admin socket directory: {err.strerror}") \
             from None
-    if os.path.lexists(path):
-        if _in_use(path):
-            raise AdminSocketError(f"{path}: another daemon answers on this admin socket")
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old_umask = os.umask(0o177)  # never world-connectable, not even for an instant
     try:
-        sock.bind(path)
-        if owner is not None and os.geteuid() == 0:
-            os.chown(path, owner.uid, owner.gid)
-            os.chmod(path, 0o660)
-        sock.listen(16)
-    except OSError as err:
-        sock.close()
-        raise AdminSocketError(f"{path}: cannot open the admin socket: {err.strerror}") from None
+        if os.geteuid() == 0:
+            _check_root_directory(dir_fd, directory)
+        try:
+            os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            pass
+        else:
+            if _in_use(path):
+                raise AdminSocketError(f"{path}: another daemon answers on this admin socket")
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name, dir_fd=dir_fd)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        # never world-connectable, not even for an instant; the group bits only for the hand-over
+        old_umask = os.umask(0o117 if hand_over else 0o177)
+        try:
+            _bind_in(sock, dir_fd, name, path)
+            if hand_over:
+                assert owner is not None
+                os.chown(name, owner.uid, owner.gid, dir_fd=dir_fd, follow_symlinks=False)
+            sock.listen(16)
+        except OSError as err:
+            sock.close()
+            raise AdminSocketError(f"{path}: cannot open the admin socket: {err.strerror}") from None
+        finally:
+            os.umask(old_umask)
+        return sock
     finally:
-        os.umask(old_umask)
-    return sock
+        os.close(dir_fd)
 
 
 def bind_metrics(listen: str) -> socket.socket:

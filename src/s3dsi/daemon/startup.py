@@ -17,10 +17,17 @@ from s3dsi.config.settings import Settings
 from s3dsi.daemon.accounts import Account, PrivilegeError, can_switch_users, drop_privileges
 from s3dsi.daemon.configsource import ConfigSource
 from s3dsi.daemon.eventloop import run_loop
+from s3dsi.daemon.hardening import no_core_dumps
 from s3dsi.daemon.model import ProcessModel, ProcessPlan, StartupRefused, choose_process_model
 from s3dsi.daemon.pwhelper import PasswordHelper
 from s3dsi.daemon.runtime import Listeners, Reloaded, SingleProcessRuntime
-from s3dsi.daemon.services import S3Factories, apply_logging, authenticator_from_data, load_authenticator
+from s3dsi.daemon.services import (
+    S3Factories,
+    apply_logging,
+    authenticator_from_data,
+    load_authenticator,
+    load_isolated_authenticator,
+)
 from s3dsi.daemon.sockets import (
     AdminSocketError,
     bind_admin,
@@ -34,6 +41,7 @@ from s3dsi.identity.passwords import PasswordFileError
 from s3dsi.observability.logging import get_logger
 from s3dsi.observability.metrics import Metrics, prometheus_available
 from s3dsi.observability.transferlog import TransferLog
+from s3dsi.protocol.disabled import list_warnings
 from s3dsi.security.credentials import CredentialError
 from s3dsi.server.security import SecurityServices
 
@@ -88,7 +96,9 @@ def prepare(source: ConfigSource) -> tuple[Settings, ProcessPlan]:
         apply_logging(settings)
     except OSError as err:
         raise StartupError(f"cannot open the log file: {err.filename}: {err.strerror}") from None
-    for warning in (*settings.warnings, *plan.warnings):
+    where = settings.sources.get("disable_command_list", "disable_command_list")
+    for warning in (*settings.warnings, *plan.warnings,
+                    *list_warnings(settings.disable_command_list, where)):
         log.warning(warning)
     return settings, plan
 
@@ -125,6 +135,7 @@ def load_security(settings: Settings) -> SecurityServices:
 
 def serve(source: ConfigSource, stdout: TextIO | None = None) -> int:
     """Run the daemon until SIGTERM/SIGINT; the exit status of ``s3dsi serve``."""
+    no_core_dumps()
     settings, plan = prepare(source)
     security = load_security(settings)  # per-session children load it again, still root, per connection
     if plan.model is ProcessModel.PER_SESSION:
@@ -134,7 +145,7 @@ def serve(source: ConfigSource, stdout: TextIO | None = None) -> int:
 
 def _serve_per_session(source: ConfigSource, settings: Settings, stdout: TextIO | None) -> int:
     try:
-        authenticator = load_authenticator(settings)
+        authenticator = load_isolated_authenticator(settings)
     except PasswordFileError as err:
         raise StartupError(str(err)) from None
     transfer_log = _transfer_log(settings)

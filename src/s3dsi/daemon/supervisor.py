@@ -2,9 +2,14 @@
 child per connection (docs/design.md, "Process model and privileges").
 
 The parent never runs an event loop or a thread, since forking a threaded process is unsafe: it is
-a plain selector loop over the control listener, the admin socket, the metrics endpoint, one status
-pipe per child, and a self-pipe that signals wake it through. It holds no session state, no S3
-client and no credential: only the settings and the password file, both re-read on SIGHUP.
+a plain selector loop over the control listener, the admin socket, the metrics endpoint (both served
+without blocking, daemon/oneshot.py), one status pipe per child, and a self-pipe that signals wake it
+through. It holds no session state, no S3 client and no credential: only the settings and the password
+hashes (in a mapping its children unmap after their login, identity/pwstore.py), both re-read on SIGHUP.
+
+Before it forks it applies allow_from/deny_from and the connection limits (server/admission.py), so a
+crowd cannot make it fork without bound; a child that has not logged in within control_preauth_timeout
+(which the child enforces itself) is killed a few seconds later all the same.
 """
 
 from __future__ import annotations
@@ -28,21 +33,23 @@ from s3dsi.config.settings import Settings
 from s3dsi.daemon import admin
 from s3dsi.daemon.configsource import ConfigSource
 from s3dsi.daemon.model import ProcessModel
+from s3dsi.daemon.oneshot import OneShotServer
 from s3dsi.daemon.runtime import Listeners, adopt_reloaded, status_line
 from s3dsi.daemon.sdnotify import monotonic_usec, sd_notify
-from s3dsi.daemon.services import S3Factories, load_authenticator
+from s3dsi.daemon.services import S3Factories, load_isolated_authenticator
 from s3dsi.daemon.sockets import shown_address
 from s3dsi.identity.auth import Authenticator
 from s3dsi.observability.logging import get_logger
 from s3dsi.observability.metrics import Metrics, http_response, render_prometheus
 from s3dsi.observability.transferlog import TransferLog
-from s3dsi.server.context import LoginThrottle
+from s3dsi.server.admission import Admission
+from s3dsi.server.loginpool import ProcessSlots
+from s3dsi.server.throttle import LoginThrottle
 
 log = get_logger("s3dsi.daemon")
 TICK = 1.0
 KILL_AFTER = 10.0  # seconds past shutdown_grace before children still running are killed
-REQUEST_TIMEOUT = 2.0  # seconds an admin or metrics request may take, all of it
-TOO_MANY = b"421 Service not available: too many connections.\r\n"
+LOGIN_KILL_AFTER = 5.0  # seconds past control_preauth_timeout before a child without a login is killed
 UNAVAILABLE = b"421 Service not available.\r\n"
 
 
@@ -53,6 +60,7 @@ class Child:
     peer: str
     number: int
     opened: float = field(default_factory=time.time)
+    started: float = field(default_factory=time.monotonic)
     session: admin.SessionSnapshot | None = None
     metrics: dict[str, Any] | None = None
     buffer_in_use: int = 0
@@ -83,7 +91,16 @@ class Supervisor:
         self._pending: set[int] = set()
         self._stopping_since: float | None = None
         self._connections = 0
-        self.throttle = LoginThrottle()  # children start from a copy and report every login outcome
+        self.throttle = LoginThrottle()  # children start from a copy and report every failure
+        self.admission = Admission(settings)
+        self.login_slots = ProcessSlots()  # at most that many children hash a password at once
+        self._admin_server = OneShotServer(self._selector, complete=lambda r: b"\n" in r,
+                                           respond=lambda r: admin.answer(r, self.status),
+                                           max_request=admin.MAX_REQUEST,
+                                           admit=lambda c: admin.peer_uid(c) in admin.allowed_uids())
+        self._metrics_server = OneShotServer(self._selector, complete=lambda r: b"\r\n\r\n" in r,
+                                             respond=lambda r: http_response(r, self.render_metrics),
+                                             max_request=65536)
         # The S3 model is parsed once here; children inherit it and only create clients (after their drop).
         self._botocore = botocore.session.Session()
         self._botocore.get_service_model("s3")
@@ -119,8 +136,12 @@ class Supervisor:
                 callback: Callable[[Any], None] = key.data
                 callback(key.fileobj)
             self._handle_signals()
+            self._admin_server.sweep()
+            self._metrics_server.sweep()
             if self._stopping_since is not None and self._shutdown_step():
                 break
+            if self._stopping_since is None:
+                self._expire_logins()
             line = self._status_line()
             if line != last_status:
                 sd_notify(line)
@@ -148,26 +169,47 @@ class Supervisor:
             conn, address = listener.accept()
         except (BlockingIOError, InterruptedError, ConnectionAbortedError):
             return
-        limit = self.settings.connections_max
-        if limit is not None and len(self.children) >= limit:
-            self._refuse(conn, TOO_MANY)
+        host = str(address[0])
+        refusal = self.admission.admit(host)
+        if refusal is not None:
+            log.warning("connection refused", remote=host, reason=refusal.reason)
+            self._refuse(conn, refusal.reply)
             return
         self._connections += 1
         try:
-            self._fork(conn, str(address[0]), self._connections)
+            self._fork(conn, host, self._connections)
         except OSError as err:
+            self.admission.release(host)
             log.error("cannot fork a session process", error=err.strerror)
             self._refuse(conn, UNAVAILABLE)
             return
         self.finished_metrics.session_opened()  # here, not in the child: counted once, at the accept
 
     @staticmethod
-    def _refuse(conn: socket.socket, reply: bytes) -> None:
-        with contextlib.suppress(OSError):
-            conn.setblocking(True)
-            conn.settimeout(2.0)
-            conn.sendall(reply)
+    def _refuse(conn: socket.socket, reply: bytes | None) -> None:
+        """Close a connection that is not served, after one reply line that a fresh socket's send buffer
+        always takes at once (never waiting on the client)."""
+        if reply is not None:
+            with contextlib.suppress(OSError):
+                conn.setblocking(False)
+                conn.send(reply)
         conn.close()
+
+    def _expire_logins(self) -> None:
+        """Kill children still without a login well after control_preauth_timeout (each one closes its
+        connection at the deadline itself; this is for one that does not)."""
+        limit = self.settings.preauth_timeout
+        if limit <= 0:
+            return
+        now = time.monotonic()
+        for child in list(self.children.values()):
+            logged_in = child.session is not None and child.session.user is not None
+            if not logged_in and now - child.started > limit + LOGIN_KILL_AFTER:
+                log.warning("session process without a login past control_preauth_timeout; killing it",
+                            pid=child.pid, remote=child.peer)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child.pid, signal.SIGKILL)
+                child.started = float("inf")  # once
 
     def _fork(self, conn: socket.socket, peer: str, number: int) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -203,12 +245,15 @@ class Supervisor:
             self.listeners.close()
             for other in self.children.values():
                 other.pipe.close()
+            self._admin_server.close_inherited()
+            self._metrics_server.close_inherited()
             from s3dsi.daemon.child import SessionProcess  # noqa: PLC0415
             from s3dsi.daemon.eventloop import run_loop  # noqa: PLC0415
 
             process = SessionProcess(conn, self.settings, self.authenticator, pipe, self.transfer_log,
                                      metrics=self.metrics_on, number=number,
-                                     s3_factories=S3Factories(session=self._botocore), throttle=self.throttle)
+                                     s3_factories=S3Factories(session=self._botocore), throttle=self.throttle,
+                                     login_slots=self.login_slots)
             return run_loop(process.run())
         except BaseException:
             with contextlib.suppress(Exception):
@@ -233,11 +278,8 @@ class Supervisor:
         try:
             data = json.loads(message)
             if "login" in data:
-                address = str(data.get("address", ""))
                 if data["login"] == "failed":
-                    self.throttle.delay_for(address)
-                else:
-                    self.throttle.succeeded(address)
+                    self.throttle.failed(str(data.get("address", "")), str(data.get("user", "")))
                 return
             session = data.get("session")
             child.session = admin.SessionSnapshot.from_json(session) if session else None
@@ -257,6 +299,7 @@ class Supervisor:
             child = self.children.pop(pid, None)
             if child is None:
                 continue
+            self.admission.release(child.peer)
             self._child_report(child)  # the last report, if it is still in the pipe
             with contextlib.suppress(KeyError, ValueError):
                 self._selector.unregister(child.pipe)
@@ -271,13 +314,15 @@ class Supervisor:
         sd_notify("RELOADING=1", monotonic_usec())
         try:
             loaded = self.source.load()
-            authenticator = load_authenticator(loaded)
+            authenticator = load_isolated_authenticator(loaded)
         except Exception as err:
             log.error("reload failed; the running configuration stays", error=str(err))
             sd_notify("READY=1", self._status_line())
             return False
         self.settings = adopt_reloaded(self.settings, loaded, self.transfer_log)
-        self.authenticator = authenticator
+        old, self.authenticator = self.authenticator, authenticator
+        old.forget()  # children forked before keep their own copy of the mapping
+        self.admission.configure(self.settings)
         sd_notify("READY=1", self._status_line())
         return True
 
@@ -337,19 +382,7 @@ class Supervisor:
                                   sessions=tuple(c.snapshot() for c in self.children.values()))
 
     def _admin(self, server: socket.socket) -> None:
-        try:
-            conn, _ = server.accept()
-        except (BlockingIOError, InterruptedError):
-            return
-        with conn:
-            try:
-                if admin.peer_uid(conn) not in admin.allowed_uids():
-                    return
-                conn.settimeout(REQUEST_TIMEOUT)
-                request = conn.recv(admin.MAX_REQUEST)
-                conn.sendall(admin.answer(request, self.status))
-            except OSError:
-                pass
+        self._admin_server.accept(server)
 
     def render_metrics(self) -> bytes:
         total = Metrics.combined([self.finished_metrics.snapshot(),
@@ -361,26 +394,4 @@ class Supervisor:
         return render_prometheus(total, gauges)
 
     def _metrics(self, server: socket.socket) -> None:
-        try:
-            conn, _ = server.accept()
-        except (BlockingIOError, InterruptedError):
-            return
-        with conn:
-            # one deadline for the whole request: a per-recv timeout lets a client that sends a byte
-            # now and then hold this loop (no accepts, no reaping, no signals) for hours
-            deadline = time.monotonic() + REQUEST_TIMEOUT
-            try:
-                head = b""
-                while b"\r\n\r\n" not in head and len(head) < 65536:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        return
-                    conn.settimeout(remaining)
-                    chunk = conn.recv(4096)
-                    if not chunk:
-                        break
-                    head += chunk
-                conn.settimeout(max(0.1, deadline - time.monotonic()))
-                conn.sendall(http_response(head, self.render_metrics))
-            except OSError:
-                pass
+        self._metrics_server.accept(server)

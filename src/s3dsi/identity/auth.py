@@ -8,16 +8,23 @@ log redactor so that no later log line can carry one.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Protocol
 
 from s3dsi.config.settings import Settings
 from s3dsi.identity.passwords import PasswordFile
 from s3dsi.observability.logging import register_secret
 
 
+class PasswordVerifier(Protocol):
+    """A loaded password file: PasswordFile, or the per-session model's MappedPasswords."""
+
+    def verify(self, user: str, password: str) -> bool: ...
+
+
 class Authenticator:
     """Thread-safe: verification only reads the loaded password file."""
 
-    def __init__(self, password_file: PasswordFile | None, *, allow_anonymous: bool = False,
+    def __init__(self, password_file: PasswordVerifier | None, *, allow_anonymous: bool = False,
                  anonymous_user: str | None = None,
                  anonymous_names: Iterable[str] = ("anonymous", "ftp")) -> None:
         if allow_anonymous and not anonymous_user:
@@ -35,6 +42,14 @@ class Authenticator:
             passwords = PasswordFile.load(settings.password_file, owner_uid=owner_uid)
         return cls(passwords, allow_anonymous=settings.allow_anonymous,
                    anonymous_user=settings.anonymous_user, anonymous_names=settings.anonymous_names_allowed)
+
+    def forget(self, keep: str | None = None) -> None:
+        """Drop every password hash but ``keep``'s: a session process that became ``keep`` (no one else
+        can log in through it any more), or a parent done with a reloaded file. Unmaps them where they
+        were kept in a mapping; a plain PasswordFile is left as it is."""
+        retain = getattr(self.password_file, "retain_only", None)
+        if retain is not None:
+            retain(keep)
 
     def is_anonymous(self, user: str) -> bool:
         return self.allow_anonymous and (user in self.anonymous_names or "*" in self.anonymous_names)

@@ -2,12 +2,15 @@
 
 As in the reference server the file is /etc/passwd-shaped, so fields after the hash are allowed and
 ignored. Hashes are crypt-style strings: ``$argon2id$`` (what ``s3dsi passwd`` writes), ``$6$`` and
-``$5$`` SHA-crypt. Verification compares in constant time, and unknown users cost a dummy
-verification, so timing does not tell which users exist.
+``$5$`` SHA-crypt. Verification compares in constant time, and costs the same work whoever asks: every
+check runs one argon2id verification and one SHA-crypt verification, the user's own hash for one of them
+and a dummy of default cost for the other (both dummies for an unknown user), so neither an unknown name
+nor a SHA-crypt user answers faster than an argon2id user.
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import stat
 import threading
@@ -32,6 +35,7 @@ MAX_ARGON2_TIME = 64
 _hasher = PasswordHasher()
 _dummy_lock = threading.Lock()
 _dummy_hash: str | None = None
+_dummy_sha: str | None = None
 
 
 class PasswordFileError(Exception):
@@ -88,6 +92,39 @@ def _dummy() -> str:
         if _dummy_hash is None:
             _dummy_hash = _hasher.hash(os.urandom(16).hex())
         return _dummy_hash
+
+
+def _dummy_sha_crypt() -> str:
+    global _dummy_sha
+    with _dummy_lock:
+        if _dummy_sha is None:
+            salt = base64.b64encode(os.urandom(12), altchars=b"./").decode()
+            _dummy_sha = shacrypt.sha_crypt(os.urandom(16).hex(), f"$6${salt}")
+        return _dummy_sha
+
+
+def prepare_dummies() -> None:
+    """Compute the dummy hashes now (a parent process does it once, instead of every session process)."""
+    _dummy()
+    _dummy_sha_crypt()
+
+
+def verify_equalised(stored: str | None, password: str) -> bool:
+    """Whether ``password`` matches ``stored`` (None: no such user), spending one argon2id and one
+    SHA-crypt verification in every case so that the time taken tells nothing about the user."""
+    if len(password) > MAX_PASSWORD_CHARS:
+        return False
+    if stored is None or hash_problem(stored) is not None:
+        verify_hash(_dummy(), password)
+        shacrypt.verify(password, _dummy_sha_crypt())
+        return False
+    if stored.startswith(ARGON2_PREFIX):
+        matched = verify_hash(stored, password)
+        shacrypt.verify(password, _dummy_sha_crypt())
+    else:
+        matched = verify_hash(stored, password)
+        verify_hash(_dummy(), password)
+    return matched
 
 
 def _valid_user(name: str) -> bool:
@@ -160,14 +197,8 @@ class PasswordFile:
         return user in self.hashes
 
     def verify(self, user: str, password: str) -> bool:
-        """Whether ``user`` exists with ``password``; about the same time whether or not it exists."""
-        if len(password) > MAX_PASSWORD_CHARS:
-            return False
-        stored = self.hashes.get(user)
-        if stored is None or hash_problem(stored) is not None:
-            verify_hash(_dummy(), password)
-            return False
-        return verify_hash(stored, password)
+        """Whether ``user`` exists with ``password``; the same work whether or not it exists."""
+        return verify_equalised(self.hashes.get(user), password)
 
 
 def set_password_text(text: str, user: str, stored: str) -> str:

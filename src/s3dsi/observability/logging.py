@@ -24,6 +24,7 @@ import structlog
 
 from s3dsi.observability.levels import GT_LOG_BITS, parse_gt_log_level, parse_s3_debug
 from s3dsi.observability.logfiles import LogOpener, LogStreams
+from s3dsi.observability.printable import printable
 
 REDACTED = "***"
 TRANSFER_LOGGER = "s3dsi.transfer.stats"  # "Transfer stats" events: log_transfer file, TRANSFER level
@@ -176,10 +177,11 @@ class RedactingFilter(logging.Filter):
 
 
 class RedactingFormatter(structlog.stdlib.ProcessorFormatter):
-    """The final line, exception text included, is cleaned once more."""
+    """The final line, exception text included, is cleaned once more, and every control character in it
+    (a CR or ESC in a file name a client sent) is shown as an escape: one event is one printable line."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return redact_text(super().format(record))
+        return printable(redact_text(super().format(record)))
 
 
 # ---- GT log levels ------------------------------------------------------------------------------
@@ -231,7 +233,9 @@ def _renderer(log_format: str) -> Any:
 
 def _configure_structlog(final: list[Any]) -> None:
     structlog.configure(
-        processors=[*_SHARED_PROCESSORS, redact_event, *final],
+        # dropped first when the level is off: a debug call then costs a level check, not a rendered,
+        # timestamped and redacted event that stdlib logging throws away
+        processors=[structlog.stdlib.filter_by_level, *_SHARED_PROCESSORS, redact_event, *final],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,

@@ -41,7 +41,7 @@ _TABLE: Final = (
     _spec("REST", "REST <sp> <restart marker: offset or ranges a-b,c-d>", "required", "state"),
     _spec("CWD", "CWD <sp> pathname", "required", "io", path=True),
     _spec("CDUP", "CDUP (up one directory level)", "none", "io"),
-    _spec("DCAU", "DCAU <sp> mode (N only: no security context)", "required", "state"),
+    _spec("DCAU", "DCAU <sp> N | A | S <subject>", "required", "state"),
     _spec("EPSV", "EPSV [<sp> 1 | 2 | ALL]", "optional", "io"),
     _spec("FEAT", "FEAT (list the extensions supported)", "none", "state", pre_auth=True),
     _spec("ERET", "ERET <sp> P <sp> offset <sp> length <sp> pathname", "required", "io", path=True),
@@ -155,8 +155,9 @@ def feat_reply(*, logged_in: bool, checksum_algorithms: Sequence[str], mode_e: b
     """FEAT listing only what is implemented; CKSM only after login (as GT), PARALLEL only with MODE E;
     ``AUTH <mechanism>`` for each mechanism the daemon can serve, then PBSZ and PROT (RFC 4217).
 
-    Deliberately absent: DCAU (globus-url-copy would then default to DCAU A, which needs the
-    data-channel security not wired yet; gsi.md pitfall 8), DCSC, GETPUT, MFMT, STORATTR, HTTP, WHOAMI.
+    DCAU is listed only where GSSAPI is served: a client seeing it assumes DCAU A, and without it
+    silently drops -dcsafe/-dcpriv (gsi.md pitfall 8). Deliberately absent: DCSC, GETPUT, MFMT,
+    STORATTR, HTTP, WHOAMI.
     """
     features: list[str] = []
     if logged_in and checksum_algorithms:
@@ -170,4 +171,6 @@ def feat_reply(*, logged_in: bool, checksum_algorithms: Sequence[str], mode_e: b
                  "PASV AllowDelayed;", "SBUF"]
     if auth_mechanisms:
         features += [f"AUTH {mechanism}" for mechanism in auth_mechanisms] + ["PBSZ", "PROT"]
+    if "GSSAPI" in auth_mechanisms:
+        features.append("DCAU")
     return Reply.multi(211, "Extensions supported", [f" {feature}" for feature in features], "End.")

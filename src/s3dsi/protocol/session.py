@@ -7,8 +7,10 @@ Rules of the session — every state transition happens in this module:
    final reply, preceded by any preliminary ones (127, 150/125, 111, 112). Lines must be handled
    in arrival order, each Deferred completed before the next line is handled (ABOR of a running
    transfer excepted, which the network layer answers on its own).
-2. Unknown verbs get ``500 Command not supported.`` in every state. Before login only commands
-   marked ``pre_auth`` run; the rest get ``530 Please login with USER and PASS.``
+2. Unknown verbs, and verbs switched off by ``disable_command_list``, get ``500 Command not
+   supported.`` in every state. Before login only commands marked ``pre_auth`` run; the rest get
+   ``530 Please login with USER and PASS.`` Switched-off arguments (``protocol/disabled.py``) are
+   refused once the login and argument checks passed.
 3. Login: ``USER`` stores ``pending_user`` (331). ``PASS`` without it is ``503``; with it PASS is
    deferred, and the network layer reports the outcome with ``login_succeeded`` (230) or
    ``login_failed`` (530, pending user cleared). USER/PASS after login are refused with 503.
@@ -47,6 +49,7 @@ from s3dsi.protocol.commands import (
     feat_reply,
     help_reply,
 )
+from s3dsi.protocol.disabled import DisabledCommands
 from s3dsi.protocol.lines import UNDECODABLE_LINE, UNPROTECTED_LINE, CommandLine
 from s3dsi.protocol.listing import DEFAULT_FACTS, SUPPORTED_FACTS
 from s3dsi.protocol.parsing import (
@@ -122,7 +125,8 @@ class SessionState:
     packet_size: int | None = None
     delayed_pasv: bool = False
     mlst_facts: tuple[str, ...] = DEFAULT_FACTS
-    dcau: str = "N"
+    dcau: str = "N"  # "A" by default once GSSAPI protects the control channel
+    dcau_subject: str | None = None  # DCAU S <subject>
     prot: str = "C"
     pbsz: int | None = None
     sbuf: int | None = None
@@ -169,10 +173,13 @@ class ProtocolCore:
     def __init__(self, *, checksum_algorithms: Sequence[str] = DEFAULT_CHECKSUMS,
                  mode_e_supported: bool = True, version: str = __version__,
                  state: SessionState | None = None, require_protection: bool = False,
-                 auth_mechanisms: Sequence[str] = ()) -> None:
+                 require_private_data: bool = False, auth_mechanisms: Sequence[str] = (),
+                 disabled: DisabledCommands | None = None) -> None:
         self.checksum_algorithms = tuple(alg.upper() for alg in checksum_algorithms)
         self.require_protection = require_protection
+        self.require_private_data = require_private_data  # encrypt_data: data commands need PROT P
         self.auth_mechanisms = tuple(auth_mechanisms)
+        self.disabled = disabled or DisabledCommands()
         self.mode_e_supported = mode_e_supported
         self.version = version
         self.state = state if state is not None else SessionState()
@@ -191,8 +198,11 @@ class ProtocolCore:
         }
 
     # -- entry points ----------------------------------------------------------------------------
-    def greeting(self, host: str, banner: str | None = None) -> Reply:
-        """``220 <host> GridFTP Server s3dsi <version> ready.``, after the admin's banner lines if any."""
+    def greeting(self, host: str, banner: str | None = None, *, terse: bool = False) -> Reply:
+        """``220 <host> GridFTP Server s3dsi <version> ready.``, after the admin's banner lines if any;
+        ``terse`` (banner_terse): neither the version nor the banner."""
+        if terse:
+            return Reply.line(220, f"{host} GridFTP Server ready.")
         final = f"{host} GridFTP Server s3dsi {self.version} ready."
         if not banner or not banner.strip():
             return Reply.line(220, final)
@@ -213,15 +223,25 @@ class ProtocolCore:
         spec = COMMANDS.get(line.verb)
         if spec is None:
             return NOT_SUPPORTED
+        removed = self.disabled.removed(spec.verb)
+        if removed is not None:
+            return removed
         protected = self.state.protection is not None
         early = spec.pre_auth or (protected and spec.verb in _SECURITY_PRE_AUTH)
         if not self.state.logged_in and not early:
             return LOGIN_REQUIRED
-        if spec.verb in _DATA_COMMANDS and self.state.prot != "C":
-            return Reply.line(521, f"Data connection cannot be opened with PROT {self.state.prot}: "
-                                   "data-channel protection is not available yet; send PROT C.")
+        if spec.verb in _DATA_COMMANDS and self.require_private_data and self.state.prot != "P":
+            return Reply.line(521, "Data connections must be encrypted on this server (encrypt_data): send "
+                                   "PROT P (globus-url-copy -dcpriv, curl --ssl-reqd).")
+        if spec.verb in _DATA_COMMANDS and self.state.prot != "C" and self.state.protection == "GSSAPI" \
+                and self.state.dcau == "N":
+            return Reply.line(521, f"Data connection cannot be opened with PROT {self.state.prot} and DCAU "
+                                   "N: protected data needs an authenticated data channel (DCAU A or S).")
         if (spec.arg == "required" and line.arg is None) or (spec.arg == "none" and line.arg is not None):
             return SYNTAX_ERROR
+        refused = self.disabled.refused(spec.verb, line.arg)
+        if refused is not None:
+            return refused
         if spec.takes_path and line.arg is not None and line.has_undecodable:
             return Reply.line(553, "File name not allowed: it is not valid UTF-8.")
         handler = self._handlers.get(spec.verb)
@@ -338,6 +358,8 @@ class ProtocolCore:
         self.state.auth_in_progress = False
         if protection is not None:
             self.state.protection = protection
+            if protection == "GSSAPI":
+                self.state.dcau = "A"  # the default once the control channel is GSSAPI-authenticated
 
     def _pwd(self, spec: CommandSpec, line: CommandLine) -> Reply | Deferred:
         return pwd_reply(self.state.cwd)
@@ -381,14 +403,22 @@ class ProtocolCore:
         return Reply.line(200, "SBUF Command Successful.")
 
     def _dcau(self, spec: CommandSpec, line: CommandLine) -> Reply | Deferred:
-        words = (line.arg or "").split()
+        words = (line.arg or "").split(None, 1)
         mode = words[0].upper() if words else ""
         if mode == "N":
-            self.state.dcau = "N"
+            self.state.dcau, self.state.dcau_subject = "N", None
             return Reply.line(200, "DCAU N.")
-        if mode in ("A", "S"):
+        if mode not in ("A", "S"):
+            return Reply.line(501, "Bad DCAU mode.")
+        if self.state.protection != "GSSAPI":
             return Reply.line(504, f"DCAU {mode} not supported: no security context (only DCAU N).")
-        return Reply.line(501, "Bad DCAU mode.")
+        if mode == "S":
+            if len(words) < 2 or not words[1].strip():
+                return Reply.line(501, "DCAU S expected subject.")
+            self.state.dcau, self.state.dcau_subject = "S", words[1].strip()
+            return Reply.line(200, "DCAU S.")
+        self.state.dcau, self.state.dcau_subject = "A", None
+        return Reply.line(200, "DCAU A.")
 
     def _pbsz(self, spec: CommandSpec, line: CommandLine) -> Reply | Deferred:
         self.state.pbsz = parse_uint((line.arg or "").strip())

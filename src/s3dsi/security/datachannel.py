@@ -73,6 +73,11 @@ class DataChannelContext:
         return self.state == "established"
 
     @property
+    def tls(self) -> TlsEngine:
+        """The TLS endpoint (a data path takes it over for PROT S/P records once established)."""
+        return self._tls
+
+    @property
     def peer_closed(self) -> bool:
         """PROT S/P: the peer ended the TLS session (close_notify): end of data on this connection."""
         return self._tls.peer_closed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import socket
 import sys
@@ -12,7 +13,7 @@ from typing import TextIO
 
 from s3dsi.config.settings import Settings, namespace_threads
 from s3dsi.observability.logging import get_logger
-from s3dsi.protocol.replies import Reply
+from s3dsi.server.admission import Admission
 from s3dsi.server.context import Authenticator, BackendProvider, DaemonContext
 from s3dsi.server.control import ControlStream
 from s3dsi.server.handlers import handler_table
@@ -50,6 +51,7 @@ class Daemon:
         self._session_tasks: set[asyncio.Task[None]] = set()
         self.addresses: list[tuple[str, int]] = []
         self._janitor: asyncio.Future[None] | None = None
+        self.admission = Admission(settings)
 
     async def start(self, sock: socket.socket | None = None) -> list[tuple[str, int]]:
         """Listen (on ``sock`` when the caller bound it already, e.g. before dropping privileges)."""
@@ -86,6 +88,7 @@ class Daemon:
         self.settings = settings
         self.ctx = dataclasses.replace(self.ctx, settings=settings, authenticator=authenticator,
                                        backends=backends)
+        self.admission.configure(settings)
 
     async def handle_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Serve one already accepted control connection (per-session processes)."""
@@ -99,22 +102,30 @@ class Daemon:
         try:
             peer = writer.get_extra_info("peername") or ("?", 0)
             local = writer.get_extra_info("sockname") or ("0.0.0.0", 0)
-            limit = self.settings.connections_max
-            if limit is not None and len(self.ctx.sessions) >= limit:
-                await stream.send(Reply.line(421, "Service not available: too many connections."))
+            host = str(peer[0])
+            refusal = self.admission.admit(host)
+            if refusal is not None:
+                log.warning("connection refused", remote=host, reason=refusal.reason)
+                if refusal.reply is not None:
+                    writer.write(refusal.reply)
+                    with contextlib.suppress(ConnectionError, OSError):
+                        await asyncio.wait_for(writer.drain(), 2.0)
                 await stream.close()
                 return
-            session = Session(self.ctx, stream, peer=(str(peer[0]), int(peer[1])),
-                              local=(str(local[0]), int(local[1])), handlers=self.handlers)
-            self.ctx.sessions.add(session)
-            if self.ctx.on_session_opened is not None:
-                self.ctx.on_session_opened()
             try:
-                await session.run()
-            except asyncio.CancelledError:
-                pass  # daemon shutdown; the session cleaned up after itself
+                session = Session(self.ctx, stream, peer=(host, int(peer[1])),
+                                  local=(str(local[0]), int(local[1])), handlers=self.handlers)
+                self.ctx.sessions.add(session)
+                if self.ctx.on_session_opened is not None:
+                    self.ctx.on_session_opened()
+                try:
+                    await session.run()
+                except asyncio.CancelledError:
+                    pass  # daemon shutdown; the session cleaned up after itself
+                finally:
+                    self.ctx.sessions.discard(session)
             finally:
-                self.ctx.sessions.discard(session)
+                self.admission.release(host)
         except Exception:
             log.exception("session crashed")
             await stream.close()
@@ -137,6 +148,7 @@ class Daemon:
         await asyncio.gather(*tasks, return_exceptions=True)
         self.ctx.workers.shutdown()
         self.ctx.namespace_pool.shutdown(wait=False, cancel_futures=True)
+        self.ctx.login_pool.shutdown()
 
     async def serve_forever(self) -> None:
         assert self._server is not None

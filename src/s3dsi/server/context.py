@@ -1,16 +1,18 @@
-"""What every session shares: settings, authentication, the back-end provider, thread pools, buffers."""
+"""What every session shares: settings, authentication, the back-end provider, thread pools, buffers
+and the login throttle."""
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from s3dsi.config.settings import Settings
+from s3dsi.server.loginpool import LoginPool
 from s3dsi.server.security import SecurityServices
+from s3dsi.server.throttle import LoginThrottle
 from s3dsi.storage.backend import Backend
 from s3dsi.transfer.buffers import BufferPool
 from s3dsi.transfer.journal import UploadJournal
@@ -24,35 +26,15 @@ class Authenticator(Protocol):
         """The local user whose credentials the session uses, or None."""
         ...
 
+    def is_anonymous(self, user: str) -> bool:
+        """Whether ``user`` is an anonymous login name (anonymous_read_only applies)."""
+        ...
+
 
 class BackendProvider(Protocol):
     def backend_for(self, local_user: str) -> Backend:
         """Blocking: the back end bound to ``local_user``'s credentials (raises DsiError)."""
         ...
-
-
-class LoginThrottle:
-    """A delay before answering a failed login that grows with repeated failures from one address."""
-
-    def __init__(self, base: float = 0.5, cap: float = 8.0, forget_after: float = 900.0) -> None:
-        self.base = base
-        self.cap = cap
-        self.forget_after = forget_after
-        self._failures: dict[str, tuple[int, float]] = {}
-
-    def delay_for(self, address: str) -> float:
-        now = time.monotonic()
-        count, last = self._failures.get(address, (0, now))
-        if now - last > self.forget_after:
-            count = 0
-        count += 1
-        self._failures[address] = (count, now)
-        if len(self._failures) > 10000:
-            self._failures = {a: v for a, v in self._failures.items() if now - v[1] <= self.forget_after}
-        return float(min(self.cap, self.base * (2 ** (count - 1))))
-
-    def succeeded(self, address: str) -> None:
-        self._failures.pop(address, None)
 
 
 @dataclass
@@ -65,6 +47,7 @@ class DaemonContext:
     namespace_pool: ThreadPoolExecutor
     journal: UploadJournal
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    login_pool: LoginPool = field(default_factory=LoginPool)  # password checks, off the namespace pool
     sessions: set[Any] = field(default_factory=set)
     on_transfer_done: Callable[[Any], None] | None = None
     on_session_opened: Callable[[], None] | None = None  # once per session served (metrics)

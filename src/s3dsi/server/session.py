@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from s3dsi.observability.logging import get_logger
 from s3dsi.observability.transferlog import DOWNLOAD_KINDS, TransferRecord
+from s3dsi.protocol.disabled import DisabledCommands
 from s3dsi.protocol.errors import DsiError
 from s3dsi.protocol.lines import CommandLine, ControlLineBuffer
 from s3dsi.protocol.replies import (
@@ -32,6 +34,7 @@ from s3dsi.protocol.session import Deferred, ProtocolCore
 from s3dsi.server.context import DaemonContext
 from s3dsi.server.control import ControlStream
 from s3dsi.server.data.channels import DataChannels
+from s3dsi.server.data.protection import DataProtection
 from s3dsi.server.security import SessionSecurity
 from s3dsi.storage.backend import Backend
 from s3dsi.transfer.checksums import ALGORITHMS
@@ -95,13 +98,19 @@ class Session:
         settings = ctx.settings
         self.core = ProtocolCore(checksum_algorithms=ALGORITHMS, mode_e_supported=True,
                                  require_protection=settings.require_tls,
-                                 auth_mechanisms=ctx.security.mechanisms)
+                                 require_private_data=settings.encrypt_data,
+                                 auth_mechanisms=ctx.security.mechanisms,
+                                 disabled=DisabledCommands.parse(settings.disable_command_list))
         self.state = self.core.state
         self.lines = ControlLineBuffer()
         self.security = SessionSecurity()
         self.channels = DataChannels(data_host=settings.data_interface or local[0],
                                      port_range=settings.port_range, socket_buffer=self._socket_buffer,
                                      control_peer=peer[0], peer_networks=settings.port_allow)
+        self.channels.security = DataProtection(
+            self.state, self.security, ctx.security, ctx.namespace_pool,
+            require_session_reuse=settings.tls_require_session_reuse,
+            max_tls12=settings.gsi_tls_max_version == "1.2")
         self.backend: Backend | None = None
         self.transfer: RunningTransfer | None = None
         self.log = get_logger("s3dsi.session", session=self.id, remote=peer[0])
@@ -113,6 +122,8 @@ class Session:
         self._draining = False
         self._executing = False
         self._worker: asyncio.Task[None] | None = None
+        self.failed_logins = 0  # on this connection; login_attempts_max closes it
+        self._ending = False
 
     def _socket_buffer(self) -> int | None:
         """SBUF, else SITE RETRBUFSIZE/STORBUFSIZE: the TCP buffer size for new data connections."""
@@ -130,17 +141,21 @@ class Session:
     # -- life cycle ------------------------------------------------------------------------------
     async def run(self) -> None:
         settings = self.ctx.settings
-        await self.reply(self.core.greeting(self.local[0], settings.banner))
+        await self.reply(self.core.greeting(self.local[0], settings.banner, terse=settings.banner_terse))
         self.log.info("session opened")
         reader = asyncio.create_task(self._read_loop())
         worker = self._worker = asyncio.create_task(self._work_loop())
+        deadline = asyncio.create_task(self._login_deadline(settings.preauth_timeout))
         try:
-            await asyncio.wait({reader, worker}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({reader, worker, deadline}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (reader, worker):
+            # asyncio.wait_for of Python 3.11 may swallow a cancellation that meets a read just completing:
+            # the reader also checks this flag, so the session cannot hang on a reader that missed it
+            self._ending = True
+            for task in (reader, worker, deadline):
                 task.cancel()
             self._abort_running()
-            await asyncio.gather(reader, worker, return_exceptions=True)
+            await asyncio.gather(reader, worker, deadline, return_exceptions=True)
             if self._draining and not self.control_closed:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self.reply(SHUTTING_DOWN), 2.0)
@@ -149,19 +164,38 @@ class Session:
             await self.stream.close()
             self.log.info("session closed", user=self.state.user)
 
+    async def _login_deadline(self, limit: float) -> None:
+        """control_preauth_timeout counts from the connect, not from the last byte: a client that sends
+        a byte now and then (or waits in a throttled PASS) is closed all the same. Returns, ending the
+        session, only when the time is up without a login."""
+        if limit <= 0:
+            await asyncio.Event().wait()
+        await asyncio.sleep(limit)
+        if self.state.logged_in:
+            await asyncio.Event().wait()  # this task now just waits to be cancelled with the session
+        self.log.info("login timed out", seconds=limit)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.reply(IDLE_TIMEOUT), 2.0)
+
+    def close_after_reply(self) -> None:
+        """The session ends once the command being executed has answered."""
+        self._closing = True
+
     def _abort_running(self) -> None:
         if self.transfer is not None:
             self.transfer.cancel()
 
     async def _read_loop(self) -> None:
         settings = self.ctx.settings
-        while True:
-            timeout = self._idle_timeout(settings.preauth_timeout, settings.idle_timeout)
+        while not self._ending:
+            timeout = self._idle_timeout(settings.idle_timeout)
             try:
                 data = await asyncio.wait_for(self.stream.read(), timeout)
             except TimeoutError:
                 if self._executing or self.transfer is not None or not self._queue.empty():
                     continue  # a command still runs (a long CKSM, say): that is not idle time
+                if not self.state.logged_in:
+                    continue  # before login, _login_deadline decides
                 await self.reply(IDLE_TIMEOUT)
                 return
             except (ConnectionError, OSError):
@@ -171,16 +205,18 @@ class Session:
                 self.control_closed = True
                 return
             for line in self.lines.feed(data):
-                if line.verb == "ABOR" and self.transfer is not None:
+                if line.verb == "ABOR" and self.transfer is not None and \
+                        self.core.disabled.removed("ABOR") is None:
                     await self._abort_now()
                     continue
                 await self._queue.put(line)
 
-    def _idle_timeout(self, preauth: float, idle: float) -> float | None:
+    def _idle_timeout(self, idle: float) -> float | None:
+        """control_idle_timeout, from the last byte read (also while the login is still under way: the
+        wait that began with the PASS line must end, so that a silent client is closed after it)."""
         if self.transfer is not None:
             return None
-        limit = idle if self.state.logged_in else preauth
-        return float(limit) if limit > 0 else None
+        return float(idle) if idle > 0 else None
 
     async def _abort_now(self) -> None:
         transfer = self.transfer
@@ -212,8 +248,12 @@ class Session:
         if line.too_long:
             await self.reply(LINE_TOO_LONG)
             return
-        self.log.debug("command", line=line.redacted)
+        if self.log.isEnabledFor(logging.DEBUG):  # the redacted line costs a regex match
+            self.log.debug("command", line=line.redacted)
+        security = (self.state.dcau, self.state.dcau_subject, self.state.prot)
         result = self.core.handle(line)
+        if security != (self.state.dcau, self.state.dcau_subject, self.state.prot):
+            self.channels.reset()  # cached data connections were secured for the old settings (as GT)
         if isinstance(result, Reply):
             await self.reply(result)
             if self.core.closing:

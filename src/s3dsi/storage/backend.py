@@ -33,7 +33,11 @@ class ObjectInfo:
     modified: datetime
     storage_class: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
-    # the store's own whole-object checksums (algorithm upper case -> lower-case hex), when asked for
+    # the store's own checksum of the whole object, lower-case hex (S3's ChecksumCRC32C of a single-part
+    # or FULL_OBJECT multipart object), when it keeps one: it lets CKSM trust tags that carry no ETag
+    crc32c: str | None = None
+    # every whole-object checksum the store keeps (algorithm upper case -> lower-case hex; CRC32C is the
+    # one above): CKSM answers from them first
     checksums: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -111,6 +115,11 @@ class Backend(Protocol):
         whole-object checksums (HeadObject with ``ChecksumMode=ENABLED``) into ``checksums``, and leaves
         the tags to the caller (they are needed only when those checksums do not answer).
         """
+
+    def open_read(self, path: str, start: int, into: memoryview) -> tuple[ObjectInfo, int]:
+        """Open a download and read its first bytes in one request: ObjectInfo (no tags) and the
+        number of bytes of ``into`` filled from ``start`` (short at the end of the object). Same
+        errors as ``head_object``."""
 
     def read_range(self, info: ObjectInfo, start: int, into: memoryview) -> int:
         """Fill ``into`` with bytes from ``start`` (up to ``len(into)``), pinned to ``info.etag``.

@@ -39,7 +39,8 @@ class _Object:
     storage_class: str = "STANDARD"
     tags: dict[str, str] = field(default_factory=dict)
     restore: str | None = None  # the x-amz-restore value S3 would send
-    crc32c: int | None = None  # the full-object checksum S3 keeps when an upload carried one
+    crc32c: str | None = None  # the full-object CRC32C S3 keeps (a single PutObject's, or a FULL_OBJECT
+    # multipart upload's, which S3 verified), as lower-case hex
 
 
 @dataclass
@@ -66,6 +67,11 @@ def _md5(data: bytes) -> str:
 def _multipart_etag(parts: list[bytes]) -> str:
     digests = b"".join(hashlib.md5(p, usedforsecurity=False).digest() for p in parts)
     return f"{_md5(digests)}-{len(parts)}"
+
+
+def _checksums(obj: _Object) -> dict[str, str]:
+    """The whole-object checksums S3 would report (HeadObject with ChecksumMode)."""
+    return {"CRC32C": obj.crc32c} if obj.crc32c is not None else {}
 
 
 def _tags_valid(tags: Mapping[str, str]) -> bool:
@@ -135,7 +141,7 @@ class MemoryStore:
                tags: Mapping[str, str] | None = None, storage_class: str | None = None,
                crc32c: int | None = None) -> _Object:
         obj = _Object(data, etag, self._now(), storage_class or self.storage_class or "STANDARD",
-                      dict(tags or {}), crc32c=crc32c)
+                      dict(tags or {}), crc32c=f"{crc32c:08x}" if crc32c is not None else None)
         bucket.objects[key] = obj
         return obj
 
@@ -156,7 +162,8 @@ class MemoryStore:
 
     @staticmethod
     def _info(path: str, obj: _Object) -> ObjectInfo:
-        return ObjectInfo(path, len(obj.data), obj.etag, obj.modified, obj.storage_class, dict(obj.tags))
+        return ObjectInfo(path, len(obj.data), obj.etag, obj.modified, obj.storage_class, dict(obj.tags),
+                          crc32c=obj.crc32c, checksums=_checksums(obj))
 
     def put_external(self, path: str, data: bytes, *, crc32c: bool = False) -> None:
         """An object written by another tool (optionally with S3's full-object CRC32C)."""
@@ -205,9 +212,8 @@ class MemoryStore:
             obj = self._bucket(target, operation).objects.get(target.key)
             if obj is None:
                 return None
-            checksums = {"CRC32C": f"{obj.crc32c:08x}"} if with_checksums and obj.crc32c is not None else {}
             return ObjectHead(len(obj.data), obj.etag, obj.modified, obj.storage_class, len(obj.tags),
-                              obj.restore, checksums=checksums)
+                              obj.restore, crc32c=obj.crc32c, checksums=_checksums(obj))
 
     def list_keys(self, target: S3Path, prefix: str, operation: str, *, delimited: bool = False,
                   limit: int | None = None, token: str | None = None) -> KeyPage:
@@ -286,6 +292,20 @@ class MemoryStore:
         count = min(len(into), len(data) - start)
         into[:count] = memoryview(data)[start:start + count]
         return count
+
+    def read_first(self, target: S3Path, start: int, into: memoryview) -> tuple[ObjectHead, int] | None:
+        with self._lock:
+            obj = self._bucket(target, "open").objects.get(target.key)
+            if obj is None:
+                return None
+            if s3errors.archived(target.path, obj.storage_class, obj.restore) is not None:
+                raise s3errors.from_code("InvalidObjectState", path=target.path, operation="open")
+            head = ObjectHead(len(obj.data), obj.etag, obj.modified, obj.storage_class, len(obj.tags),
+                              obj.restore, crc32c=obj.crc32c, checksums=_checksums(obj))
+            data = obj.data
+        count = max(0, min(len(into), len(data) - start))
+        into[:count] = memoryview(data)[start:start + count]
+        return head, count
 
     def get_tags(self, target: S3Path, operation: str) -> dict[str, str]:
         with self._lock:

@@ -34,6 +34,7 @@ from s3dsi.protocol.errors import (
 )
 from s3dsi.storage import s3errors
 from s3dsi.storage.backend import ObjectInfo, PartInfo, UploadInfo, WriteCondition
+from s3dsi.storage.dircache import DirectoryCache
 from s3dsi.storage.paths import S3Path, check_bucket_name, check_key, parse_path, unique_for
 from s3dsi.storage.store import BucketListing, KeyPage, ListedKey, ObjectHead, ObjectStore
 
@@ -41,10 +42,12 @@ LISTING_PAGE = 1000  # entries per page of list_pages, at most
 
 
 class Namespace:
-    """The Backend protocol over ``store``; as thread-safe as the store (it keeps no state of its own)."""
+    """The Backend protocol over ``store``; as thread-safe as the store. Its only state is what recent
+    listings showed about child directories (``DirectoryCache``), which spares uploads a request."""
 
-    def __init__(self, store: ObjectStore) -> None:
+    def __init__(self, store: ObjectStore, directories: DirectoryCache | None = None) -> None:
         self.store = store
+        self.directories = directories or DirectoryCache()
 
     # -- shared checks -----------------------------------------------------------------------------------
     def _keys_under(self, target: S3Path, prefix: str, operation: str, limit: int = 1) -> list[ListedKey]:
@@ -73,8 +76,27 @@ class Namespace:
         if target.is_root or target.is_bucket:
             raise IsADirectory(f"{target.path}: Is a directory", operation=operation)
         check_key(target)
+        children = self._child_directories(target, operation)
+        if children is not None:
+            if target.name in children:
+                raise IsADirectory(f"{target.path}: Is a directory", operation=operation)
+            return
         if self._keys_under(target, target.dir_prefix, operation):
             raise IsADirectory(f"{target.path}: Is a directory", operation=operation)
+
+    def _child_directories(self, target: S3Path, operation: str) -> frozenset[str] | None:
+        """The directories beside ``target`` when known (a recent listing; for the second upload into a
+        directory within the cache's time, one listing of its own), else None: check by name."""
+        bucket, parent = target.bucket, target.parent_prefix
+        known = self.directories.children(bucket, parent)
+        if known is not None or not self.directories.checked_before(bucket, parent):
+            return known
+        page = self.store.list_keys(target, parent, operation, delimited=True)
+        if page.next_token is not None:
+            return None  # too big to know in one page
+        names = [common[len(parent):-1] for common in page.prefixes]
+        self.directories.remember(bucket, parent, names)
+        return frozenset(names)
 
     @staticmethod
     def _no_directory(target: S3Path, operation: str) -> None:
@@ -112,11 +134,14 @@ class Namespace:
         return self._pages(target, page)
 
     def _pages(self, target: S3Path, page: KeyPage) -> Iterator[list[Entry]]:
+        directories: list[str] = []
         while True:
             entries = self._entries(target, page)
+            directories += (entry.name for entry in entries if entry.is_dir)
             if entries:
                 yield entries
             if page.next_token is None:
+                self.directories.remember(target.bucket, target.dir_prefix, directories)
                 return
             page = self.store.list_keys(target, target.dir_prefix, "list", delimited=True,
                                         token=page.next_token)
@@ -164,6 +189,8 @@ class Namespace:
         if not parent_known:
             self._require_parent(target, "mkdir")
         self.store.put_marker(target, target.marker_key, "mkdir")
+        self.directories.note_key(target.bucket, target.marker_key)
+        self.directories.remember(target.bucket, target.marker_key, ())  # new: nothing inside
 
     def rmdir(self, path: str) -> None:
         target = parse_path(path)
@@ -180,6 +207,7 @@ class Namespace:
         if len(under) > 1 or under[0].key != target.marker_key:
             raise DirectoryNotEmpty(f"{path}: Directory not empty", operation="rmdir")
         self.store.delete(target, target.marker_key, "rmdir")
+        self.directories.discard(target.bucket, target.parent_prefix, target.name)
         self._keep_parent(target, "rmdir")
 
     def delete(self, path: str) -> None:
@@ -203,6 +231,7 @@ class Namespace:
             return
         self._check_writable(dest, "rename")
         self.store.copy(source, head, dest)
+        self.directories.note_key(dest.bucket, dest.key)
         self.store.delete(source, source.key, "rename")
         self._keep_parent(source, "rename")
 
@@ -220,6 +249,15 @@ class Namespace:
         wanted = with_tags or (head.tag_count > 0 and not with_checksums)
         tags = self.store.get_tags(target, "open") if wanted else {}
         return object_info(path, head, tags)
+
+    def open_read(self, path: str, start: int, into: memoryview) -> tuple[ObjectInfo, int]:
+        target = parse_path(path)
+        self._no_directory(target, "open")
+        got = self.store.read_first(target, start, into)
+        if got is None:
+            self._directory_or_missing(target, "open")
+        head, count = got
+        return object_info(path, head, {}), count
 
     def read_range(self, info: ObjectInfo, start: int, into: memoryview) -> int:
         count = min(len(into), info.size - start)
@@ -255,7 +293,9 @@ class Namespace:
                    condition: WriteCondition | None = None) -> ObjectInfo:
         target = parse_path(path)
         check_key(target)
-        return self.store.put(target, data, crc32c=crc32c, tags=tags, condition=condition)
+        info = self.store.put(target, data, crc32c=crc32c, tags=tags, condition=condition)
+        self.directories.note_key(target.bucket, target.key)
+        return info
 
     def create_upload(self, path: str) -> str:
         target = parse_path(path)
@@ -268,8 +308,10 @@ class Namespace:
 
     def complete_upload(self, path: str, upload_id: str, parts: list[tuple[int, str]], *,
                         crc32c: int | None = None, condition: WriteCondition | None = None) -> ObjectInfo:
-        return self.store.complete_upload(parse_path(path), upload_id, parts, crc32c=crc32c,
-                                          condition=condition)
+        target = parse_path(path)
+        info = self.store.complete_upload(target, upload_id, parts, crc32c=crc32c, condition=condition)
+        self.directories.note_key(target.bucket, target.key)
+        return info
 
     def abort_upload(self, path: str, upload_id: str) -> None:
         self.store.abort_upload(parse_path(path), upload_id)
@@ -288,4 +330,5 @@ def directory_error(path: str, operation: str) -> IsADirectory:
 
 def object_info(path: str, head: ObjectHead, tags: Mapping[str, str]) -> ObjectInfo:
     return ObjectInfo(path=path, size=head.size, etag=head.etag, modified=head.modified,
-                      storage_class=head.storage_class, tags=dict(tags), checksums=dict(head.checksums))
+                      storage_class=head.storage_class, tags=dict(tags), crc32c=head.crc32c,
+                      checksums=dict(head.checksums))

@@ -169,6 +169,15 @@ class PolicyBackend:
             raise self._hide(err) from None
         return replace(info, path=path)
 
+    def open_read(self, path: str, start: int, into: memoryview) -> tuple[ObjectInfo, int]:
+        if path == "/" and self._root is not None:
+            raise directory_error("/", "open")
+        try:
+            info, count = self.inner.open_read(self._real(path, "open"), start, into)
+        except DsiError as err:
+            raise self._hide(err) from None
+        return replace(info, path=path), count
+
     def read_range(self, info: ObjectInfo, start: int, into: memoryview) -> int:
         try:
             return self.inner.read_range(replace(info, path=self._real(info.path, "read")), start, into)

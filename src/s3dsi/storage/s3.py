@@ -19,6 +19,8 @@ on a store without conditional writes the condition is checked with HeadObject j
 
 from __future__ import annotations
 
+import base64
+import binascii
 import http.client
 import threading
 from collections.abc import Callable, Mapping
@@ -79,6 +81,27 @@ class _ShortRead(Exception):
 class _BucketProbe:
     region: str
     status: int  # 200, or 301/403: the bucket exists but HeadBucket was refused
+
+
+def full_object_crc32c(value: str | None, kind: str | None) -> str | None:
+    """S3's ChecksumCRC32C as lower-case hex when it covers the whole object (a single PutObject, or a
+    FULL_OBJECT multipart upload); None for none, or for a composite ``base64-N`` of the parts."""
+    if not value or "-" in value or (kind is not None and kind != "FULL_OBJECT"):
+        return None
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (ValueError, binascii.Error):
+        return None
+    return raw.hex() if len(raw) == 4 else None
+
+
+def _total_size(content_range: str | None, length: int) -> int:
+    """The object's size from a 206's ``Content-Range: bytes a-b/TOTAL`` (a 200 gives it whole)."""
+    if content_range and "/" in content_range:
+        total = content_range.rsplit("/", 1)[1]
+        if total.isdigit():
+            return int(total)
+    return length
 
 
 class S3BackendFactory:
@@ -252,11 +275,9 @@ class S3Store:
             try:
                 return client.head_object(Bucket=target.bucket, Key=target.key, **mode, **self._payer(target))
             except ClientError as exc:
-                if not mode or s3errors.is_not_found(exc):
+                if not mode or not rejects_feature(exc):
                     raise
-                if rejects_feature(exc):
-                    self._features.lacks(CHECKSUM_MODE, s3errors.error_code(exc) or "refused")
-                # else: e.g. no kms:Decrypt for the checksum of an SSE-KMS object; ask plainly this time
+                self._features.lacks(CHECKSUM_MODE, s3errors.error_code(exc) or "refused")
                 return client.head_object(Bucket=target.bucket, Key=target.key, **self._payer(target))
         except _S3_FAILURES as exc:
             if s3errors.is_not_found(exc):
@@ -270,6 +291,7 @@ class S3Store:
                           storage_class=head.get("StorageClass", "STANDARD"),
                           tag_count=head.get("TagCount", 0), restore=head.get("Restore"),
                           archive_status=head.get("ArchiveStatus"),
+                          crc32c=full_object_crc32c(head.get("ChecksumCRC32C"), head.get("ChecksumType")),
                           checksums=stored_checksums(cast("dict[str, Any]", head)))
 
     # -- buckets ---------------------------------------------------------------------------------------
@@ -316,7 +338,9 @@ class S3Store:
 
     # -- keys ------------------------------------------------------------------------------------------
     def head(self, target: S3Path, operation: str, *, with_checksums: bool = False) -> ObjectHead | None:
-        head = self._head(self._client(target, operation), target, operation, with_checksums=with_checksums)
+        # S3's own checksums come with every HeadObject when uploads carry them (CKSM, tag proofs)
+        head = self._head(self._client(target, operation), target, operation,
+                          with_checksums=with_checksums or self._config.crc32c_checksums)
         return self._object_head(head) if head is not None else None
 
     def list_keys(self, target: S3Path, prefix: str, operation: str, *, delimited: bool = False,
@@ -407,6 +431,35 @@ class S3Store:
                                      IncompleteReadError(actual_bytes=done, expected_bytes=count),
                                      target, "read") from exc
         return count
+
+    def read_first(self, target: S3Path, start: int, into: memoryview) -> tuple[ObjectHead, int] | None:
+        client = self._client(target, "open")
+        try:
+            response = client.get_object(Bucket=target.bucket, Key=target.key,
+                                         Range=f"bytes={start}-{start + len(into) - 1}",
+                                         **self._payer(target))
+        except _S3_FAILURES as exc:
+            if s3errors.is_not_found(exc):
+                return None
+            if s3errors.error_code(exc) == "InvalidRange":  # an empty object, or a start past its end
+                found = self._head(client, target, "open")
+                return (self._object_head(found), 0) if found is not None else None
+            raise self._fail(exc, target, "open") from exc
+        head = ObjectHead(size=_total_size(response.get("ContentRange"), response["ContentLength"]),
+                          etag=strip_etag(response["ETag"]), modified=utc_seconds(response["LastModified"]),
+                          storage_class=response.get("StorageClass", "STANDARD"),
+                          tag_count=response.get("TagCount", 0), restore=response.get("Restore"))
+        body = response["Body"]
+        try:
+            got = read_body_into(body, into)
+        except _STREAM_FAILURES:
+            got = 0  # the body broke off: read the range again, pinned to the ETag now known
+        finally:
+            body.close()
+        wanted = min(len(into), max(0, head.size - start))
+        if got < wanted:
+            got += self.read_into(target, head.etag, start + got, into[got:wanted])
+        return head, got
 
     def _get_into(self, client: S3Client, target: S3Path, etag: str, start: int, view: memoryview) -> int:
         try:

@@ -27,6 +27,7 @@ import botocore.session
 from botocore.config import Config
 
 from s3dsi.config.settings import AddressingStyle, Settings
+from s3dsi.storage.s3io import use_fast_timestamps
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -138,6 +139,9 @@ class S3Config:
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
             tcp_keepalive=True,
+            # every request's parameters are ours, built in code: validating them again costs CPU per
+            # request (per small file)
+            parameter_validation=False,
             # We send our own CRC32C (C code, releases the GIL) instead of botocore checksumming
             # payloads in Python, and ranged GETs cannot be validated anyway.
             request_checksum_calculation="when_required",
@@ -223,6 +227,7 @@ class ClientPool:
     def __init__(self, config: S3Config, session: botocore.session.Session | None = None) -> None:
         self.config = config
         self.session = session or botocore.session.Session()
+        use_fast_timestamps(self.session)
         self._clients: OrderedDict[tuple[str, str, str], S3Client] = OrderedDict()
         self._lock = threading.Lock()
         self.created = 0  # for tests and metrics

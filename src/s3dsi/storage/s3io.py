@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+import botocore.utils
 import crc32c as _crc32c
 
 _SEND_CHUNK = 1024 * 1024
@@ -57,6 +58,28 @@ def stored_checksums(head: Mapping[str, Any]) -> dict[str, str]:
 
 def crc32c_of(data: memoryview) -> int:
     return int(_crc32c.crc32c(data))
+
+
+def fast_timestamp(value: Any) -> Any:
+    """botocore's timestamp parser, fast for what S3 sends (ISO 8601 in XML, RFC 1123 in headers).
+
+    botocore hands every timestamp to dateutil's general parser: about a tenth of the daemon's CPU per
+    small file went there. Anything else still goes to botocore's own parser.
+    """
+    if isinstance(value, str):
+        try:
+            if value.endswith("Z") and "T" in value:
+                return datetime.fromisoformat(value[:-1] + "+00:00")
+            if value.endswith("GMT"):
+                return parsedate_to_datetime(value)
+        except (ValueError, TypeError, IndexError):
+            pass
+    return botocore.utils.parse_timestamp(value)
+
+
+def use_fast_timestamps(session: Any) -> None:
+    """Make every client of this botocore session parse timestamps with ``fast_timestamp``."""
+    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=fast_timestamp)
 
 
 def utc_seconds(value: datetime) -> datetime:

@@ -33,7 +33,8 @@ class ObjectHead:
     tag_count: int = 0  # S3's x-amz-tagging-count: the tags themselves cost one more request
     restore: str | None = None  # x-amz-restore, for archived objects
     archive_status: str | None = None  # x-amz-archive-status (INTELLIGENT_TIERING archive tiers)
-    checksums: Mapping[str, str] = field(default_factory=dict)  # whole-object checksums, when asked for
+    crc32c: str | None = None  # the store's own full-object CRC32C (lower-case hex), when it keeps one
+    checksums: Mapping[str, str] = field(default_factory=dict)  # every whole-object checksum it keeps
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,12 @@ class ObjectStore(Protocol):
     def read_into(self, target: S3Path, etag: str, start: int, into: memoryview) -> int:
         """Ranged GET of ``len(into)`` bytes from ``start``, pinned to ``etag`` (If-Match); the range lies
         within the object. ObjectChanged on another ETag, PathNotFound when the key is gone."""
+
+    def read_first(self, target: S3Path, start: int, into: memoryview) -> tuple[ObjectHead, int] | None:
+        """Open a read with its first bytes: a ranged GET of up to ``len(into)`` bytes from ``start``
+        whose response also tells size, ETag and the rest (one request where HeadObject and a GET were
+        two). The bytes read (fewer at the end of the object; 0 at or past it). None: no such key.
+        ObjectArchived when the object cannot be read without a restore."""
 
     def get_tags(self, target: S3Path, operation: str) -> dict[str, str]:
         """Tags of ``target.key``; {} if it has none or the store will not tell."""

@@ -39,6 +39,8 @@ from s3dsi.transfer.workers import PartWorkers
 
 log = logging.getLogger(__name__)
 
+INLINE_DIGEST = 256 * 1024  # parts up to this size are digested on the event loop (~20 µs)
+
 
 @dataclass(frozen=True)
 class CommittedPart:
@@ -263,7 +265,10 @@ class UploadEngine:
     async def _ship(self, part: PartAssembly) -> None:
         try:
             view = part.view[:part.length]
-            part.crc, part.adler = await self._co.cpu(self._sums.digest_part, view)
+            if part.length <= INLINE_DIGEST:  # cheaper here than the hand-off to a thread and back
+                part.crc, part.adler = self._sums.digest_part(view)
+            else:
+                part.crc, part.adler = await self._co.cpu(self._sums.digest_part, view)
             self._sums.record_part(part.number, part.length, part.crc, part.adler)
             if part.number == 1 and not await self._multipart.first_part_goes_multipart():
                 return  # finish() stores it with one PutObject

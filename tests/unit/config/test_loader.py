@@ -428,7 +428,7 @@ def test_security_options(etc: Layout) -> None:
     assert settings.require_tls and settings.encrypt_data
     assert settings.gsi_tls_max_version == "1.2"
     assert settings.environment["X509_CERT_DIR"] == "/opt/certs"
-    assert any("encrypt_data 1: data channels are not encrypted yet" in w for w in settings.warnings)
+    assert not any("encrypt_data" in w for w in settings.warnings)  # implemented: no warning
     assert not any("not supported by s3dsi" in w for w in settings.warnings)
     etc.main.write_text("gsi_tls_max_version 1.1\n")
     with pytest.raises(ConfigError, match=r":1: gsi_tls_max_version: expected 1.2 or 1.3"):

@@ -79,22 +79,43 @@ def test_unusable_hashes_are_warnings_and_never_verify() -> None:
     assert not any(table.verify(user, "x") for user in "abcdef")
 
 
-def test_unknown_users_cost_a_dummy_verification(monkeypatch: pytest.MonkeyPatch) -> None:
-    table = PasswordFile.parse(f"alice:{SHA512}\nbob:!\n".encode())
-    seen: list[str] = []
-    real = passwords.verify_hash
+def test_every_verification_costs_one_argon2_and_one_sha_crypt(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Timing must not tell which names exist: an unknown name, a locked entry, a SHA-crypt user and an
+    argon2id user each cost one argon2id and one SHA-crypt verification (the user's own hash for one of
+    them, dummies of default cost for the rest)."""
+    argon2_user = cheap("pw")
+    table = PasswordFile.parse(f"alice:{SHA512}\nbob:!\ncarol:{argon2_user}\ndave:{SHA256}\n".encode())
+    argon2: list[str] = []
+    sha: list[str] = []
+    real_verify = passwords.verify_hash
+    real_sha = passwords.shacrypt.verify
 
-    def spy(stored: str, password: str) -> bool:
-        seen.append(stored)
-        return real(stored, password)
+    def spy_verify(stored: str, password: str) -> bool:
+        if stored.startswith("$argon2id$"):
+            argon2.append(stored)
+        return real_verify(stored, password)
 
-    monkeypatch.setattr(passwords, "verify_hash", spy)
-    assert not table.verify("mallory", "guess")
-    assert not table.verify("bob", "guess")
-    assert len(seen) == 2
-    assert all(s.startswith("$argon2id$") for s in seen)
-    assert table.verify("alice", "Hello world!")
-    assert seen[-1] == SHA512
+    def spy_sha(password: str, stored: str) -> bool:
+        sha.append(stored)
+        return real_sha(password, stored)
+
+    monkeypatch.setattr(passwords, "verify_hash", spy_verify)
+    monkeypatch.setattr(passwords.shacrypt, "verify", spy_sha)
+    cases = [("mallory", "guess", False), ("bob", "guess", False), ("alice", "Hello world!", True),
+             ("alice", "guess", False), ("carol", "pw", True), ("carol", "guess", False),
+             ("dave", "Hello world!", True)]
+    for user, password, expected in cases:
+        argon2.clear()
+        sha.clear()
+        assert table.verify(user, password) is expected, user
+        assert len(argon2) == 1 and len(sha) == 1, (user, argon2, sha)
+        assert argon2[0].startswith("$argon2id$") and sha[0].startswith(("$5$", "$6$"))
+    sha.clear()
+    table.verify("alice", "x")
+    assert sha == [SHA512]  # the user's own hash, not a dummy
+    argon2.clear()
+    table.verify("carol", "x")
+    assert argon2 == [argon2_user]
 
 
 def test_absurdly_long_passwords_are_refused_without_hashing(monkeypatch: pytest.MonkeyPatch) -> None:

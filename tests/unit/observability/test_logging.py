@@ -303,3 +303,20 @@ def test_unopenable_log_file_keeps_the_previous_configuration(tmp_path: Path) ->
         configure_logging(Settings(log_level="ERROR", log_single=str(tmp_path / "missing" / "x.log")))
     get_logger("s3dsi.x").error("still logged")
     assert "still logged" in out.getvalue()
+
+
+@pytest.mark.parametrize("log_format", ["kv", "json"])
+def test_control_characters_from_clients_are_escaped_in_every_line(log_format: str) -> None:
+    """A file name with CR can overwrite what a terminal showed of the line; ESC or CSI (U+009B) start
+    terminal control sequences. Neither may reach a log line raw, in our events or in stdlib records."""
+    out = io.StringIO()
+    configure_logging(Settings(log_level="ALL", log_format=log_format), stream=out)
+    evil = "/b/ok.txt\r2024 login ok user=root\x1b[2J\x9b31m\x00\x07"
+    get_logger("s3dsi.session").warning("command", path=evil)
+    logging.getLogger("foreign").error("path %s", evil)
+    text = out.getvalue()
+    assert text.count("\n") == 2 and text.endswith("\n")
+    body = text[:-1].replace("\n", "")
+    assert not any((ord(c) < 0x20 and c != "\t") or 0x7F <= ord(c) <= 0x9F for c in body), repr(body)
+    if log_format == "kv":
+        assert "\\x0d2024 login ok" in text and "\\x1b[2J" in text and "\\x9b31m" in text

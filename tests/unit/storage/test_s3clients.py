@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from s3dsi.config.settings import Settings
+from s3dsi.storage.s3 import full_object_crc32c
 from s3dsi.storage.s3clients import BucketRegions, ClientPool, S3Config, S3Credentials
 
 
@@ -129,3 +130,12 @@ def test_clients_use_configured_endpoint_for_home_region(endpoint: str) -> None:
     pool = ClientPool(S3Config(endpoint_url=endpoint, region="us-east-1"))
     client = pool.client(S3Credentials("AKIA", "s"), "us-east-1")
     assert client.meta.endpoint_url == endpoint
+
+
+def test_only_a_whole_object_crc32c_is_taken_from_s3() -> None:
+    assert full_object_crc32c("yZRlqg==", None) == "c99465aa"
+    assert full_object_crc32c("yZRlqg==", "FULL_OBJECT") == "c99465aa"
+    assert full_object_crc32c("yZRlqg==-3", None) is None  # composite: a checksum of the parts
+    assert full_object_crc32c("yZRlqg==", "COMPOSITE") is None
+    assert full_object_crc32c(None, None) is None
+    assert full_object_crc32c("not base64!", None) is None

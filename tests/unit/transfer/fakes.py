@@ -29,7 +29,7 @@ class _Object:
     data: bytes
     etag: str
     tags: dict[str, str] = field(default_factory=dict)
-    crc32c: str | None = None  # a full-object checksum of the store's own, as hex
+    crc32c: str | None = None  # as S3 keeps a single PutObject's (or a FULL_OBJECT upload's) CRC32C
 
 
 @dataclass
@@ -60,8 +60,9 @@ class FakeBackend:
         self._ids = itertools.count(1)
 
     # -- helpers for tests -------------------------------------------------------------------------
-    def put(self, path: str, data: bytes, tags: Mapping[str, str] | None = None) -> None:
-        self.put_object(path, memoryview(data), tags=tags)
+    def put(self, path: str, data: bytes, tags: Mapping[str, str] | None = None,
+            crc32c: int | None = None) -> None:
+        self.put_object(path, memoryview(data), tags=tags, crc32c=crc32c)
 
     def data(self, path: str) -> bytes:
         return self.objects[path].data
@@ -104,8 +105,18 @@ class FakeBackend:
                 raise PathNotFound(operation="stat")
             checksums = {"CRC32C": obj.crc32c} if with_checksums and obj.crc32c else {}
             return ObjectInfo(path, len(obj.data), obj.etag, NOW, tags=dict(obj.tags) if with_tags else {},
-                              checksums=checksums)
+                              crc32c=obj.crc32c, checksums=checksums)
 
+    def open_read(self, path: str, start: int, into: memoryview) -> tuple[ObjectInfo, int]:
+        self._record("open_read")
+        if path.count("/") < 2:
+            raise IsADirectory()
+        with self.lock:
+            obj = self.objects.get(path)
+            if obj is None:
+                raise PathNotFound(operation="open")
+            info = ObjectInfo(path, len(obj.data), obj.etag, NOW, crc32c=obj.crc32c)
+        return info, self.read_range(info, start, into[:max(0, min(len(into), info.size - start))])
 
     def read_range(self, info: ObjectInfo, start: int, into: memoryview) -> int:
         if self.before_read is not None:
@@ -153,9 +164,10 @@ class FakeBackend:
         if crc32c is not None:
             assert _crc.crc32c(payload) == crc32c, "put_object crc32c mismatch"
         etag = hashlib.md5(payload).hexdigest()
+        stored_crc = f"{crc32c:08x}" if crc32c is not None else None
         with self.lock:
-            self.objects[path] = _Object(payload, etag, dict(tags or {}))
-        return ObjectInfo(path, len(payload), etag, NOW, tags=dict(tags or {}))
+            self.objects[path] = _Object(payload, etag, dict(tags or {}), stored_crc)
+        return ObjectInfo(path, len(payload), etag, NOW, tags=dict(tags or {}), crc32c=stored_crc)
 
     def create_upload(self, path: str) -> str:
         self._record("create_upload")
@@ -206,8 +218,9 @@ class FakeBackend:
             self.completed_crc32c.append(crc32c)
             md5s = b"".join(bytes.fromhex(e) for _, e in parts)
             etag = f"{hashlib.md5(md5s).hexdigest()}-{len(parts)}"
-            self.objects[path] = _Object(data, etag)
-        return ObjectInfo(path, len(data), etag, NOW)
+            stored_crc = f"{crc32c:08x}" if crc32c is not None else None  # kept, as S3 keeps FULL_OBJECT ones
+            self.objects[path] = _Object(data, etag, crc32c=stored_crc)
+        return ObjectInfo(path, len(data), etag, NOW, crc32c=stored_crc)
 
     def abort_upload(self, path: str, upload_id: str) -> None:
         self._record("abort_upload")

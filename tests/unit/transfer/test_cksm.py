@@ -61,6 +61,58 @@ async def test_stale_tags_are_ignored(workers: PartWorkers) -> None:
     assert await cksm(backend, workers, "MD5") == hashlib.md5(data[:100]).hexdigest()
 
 
+async def test_tags_without_an_etag_need_the_stores_own_checksum(workers: PartWorkers) -> None:
+    """A single PutObject's tags carry no ETag: they apply only while the store's own full-object CRC32C
+    (which S3 verified against the data) equals their s3dsi-crc32c. A same-sized object that carries
+    those tags (copied, or hand-made) is read back instead."""
+    data = payload(100)
+    backend = await uploaded(workers, data)  # a single PutObject, with its CRC32C
+    tags = dict(backend.objects[PATH].tags)
+    assert "s3dsi-etag" not in tags and backend.objects[PATH].crc32c == tags["s3dsi-crc32c"]
+    reads: list[int] = []
+    backend.before_read = reads.append
+    assert await cksm(backend, workers, "MD5") == hashlib.md5(data).hexdigest()
+    assert reads == []  # provably ours: answered from the tags
+
+    other = payload(100, seed=3)
+    backend.put(PATH, other, tags=tags)  # same size, our tags, no store checksum
+    assert await cksm(backend, workers, "MD5") == hashlib.md5(other).hexdigest()
+    assert reads  # read back: the size alone proves nothing
+    reads.clear()
+    backend.put(PATH, other, tags=tags, crc32c=crc32c.crc32c(other))  # a checksum, but not the tagged one
+    assert await cksm(backend, workers, "ADLER32") == f"{zlib.adler32(other):08x}"
+    assert reads
+
+
+async def test_a_read_back_never_vouches_for_stale_tags(workers: PartWorkers) -> None:
+    """Remembering a read-back digest adds an ETag tag; digests already there that did not prove
+    themselves must go, or they would look proven afterwards."""
+    data = payload(100)
+    stale = {"s3dsi-size": "100", "s3dsi-md5": "0" * 32, "s3dsi-crc32c": "0" * 8}
+    backend = FakeBackend()
+    backend.put(PATH, data, tags=stale)
+    assert await cksm(backend, workers, "ADLER32") == f"{zlib.adler32(data):08x}"  # read back, remembered
+    assert "s3dsi-md5" not in backend.objects[PATH].tags
+    assert await cksm(backend, workers, "MD5") == hashlib.md5(data).hexdigest()
+
+
+async def test_one_read_back_proves_the_tags_of_a_store_without_checksums(workers: PartWorkers) -> None:
+    """A store that keeps no checksum of a single PutObject: the first CKSM reads the object back; its
+    digest equals the upload's tag, so the upload's other digests describe these bytes too and are
+    kept under the ETag: the next CKSM of another algorithm reads nothing."""
+    data = payload(100)
+    backend = await uploaded(workers, data)
+    backend.objects[PATH].crc32c = None
+    reads: list[int] = []
+    backend.before_read = reads.append
+    assert await cksm(backend, workers, "MD5") == hashlib.md5(data).hexdigest()
+    assert reads
+    reads.clear()
+    assert await cksm(backend, workers, "ADLER32") == f"{zlib.adler32(data):08x}"
+    assert reads == []
+    assert backend.objects[PATH].tags["s3dsi-etag"] == backend.objects[PATH].etag
+
+
 async def test_ranges_and_past_eof(workers: PartWorkers) -> None:
     data = payload(5 * P + 17)
     backend = FakeBackend()

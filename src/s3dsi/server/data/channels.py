@@ -27,7 +27,7 @@ from typing import Protocol
 
 from s3dsi.observability.logging import get_logger
 from s3dsi.protocol.addresses import same_host_or_allowed
-from s3dsi.protocol.errors import DataChannelRefused, DsiError
+from s3dsi.protocol.errors import DataChannelError, DataChannelRefused, DsiError
 from s3dsi.server.data.connection import DataConnection
 from s3dsi.server.data.receive import Receive
 from s3dsi.transfer.tasks import TaskSet
@@ -69,9 +69,15 @@ class DataSecurity(Protocol):
         """True when ``secure`` proves who the peer is (then its address does not matter)."""
         ...
 
+    @property
+    def required(self) -> bool:
+        """False when ``secure`` would return the connection untouched (no handshake)."""
+        ...
+
 
 class ClearData:
     authenticates_peers = False
+    required = False
 
     async def secure(self, conn: DataConnection, *, initiator: bool) -> DataConnection:
         return conn
@@ -84,7 +90,9 @@ class _Listener:
         self.port = port
         self.expected = expected  # connections its transfer needs; None: not known yet (MODE E)
         self.arrived = 0
-        self.pending: asyncio.Queue[DataConnection] = asyncio.Queue()
+        # accepted (and secured) connections not yet taken by a transfer; a failed security handshake
+        # is queued as its error, so the transfer waiting for a connection reports it
+        self.pending: asyncio.Queue[DataConnection | DsiError] = asyncio.Queue()
 
     def close(self) -> None:
         self.server.close()
@@ -206,7 +214,7 @@ class DataChannels:
             conn.abort()
             return
         listener.note_arrival()
-        if isinstance(self.security, ClearData):
+        if not self.security.required:
             self._route(listener, conn)
             return
         self._admitting.spawn(self._admit(listener, conn))
@@ -214,8 +222,15 @@ class DataChannels:
     async def _admit(self, listener: _Listener, conn: DataConnection) -> None:
         try:
             secured = await self.security.secure(conn, initiator=False)
-        except (OSError, DsiError):
+        except (OSError, DsiError) as exc:
             conn.abort()
+            err = exc if isinstance(exc, DsiError) else DataChannelError(f"data connection failed: {exc}")
+            log.warning("data connection refused", peer=conn.peer[0] if conn.peer else "?", reason=err.text)
+            if listener is self._listener:
+                if self._receive is not None:
+                    self._receive.fail(err)
+                else:
+                    listener.pending.put_nowait(err)
             return
         self._route(listener, secured)
 
@@ -241,11 +256,13 @@ class DataChannels:
             if self._listener is not None:
                 listener = self._listener
                 try:
-                    conn = await asyncio.wait_for(listener.pending.get(), ACCEPT_TIMEOUT)
+                    item = await asyncio.wait_for(listener.pending.get(), ACCEPT_TIMEOUT)
                 except TimeoutError:
                     raise DataChannelRefused("Can't open data connection: no connection from the client") \
                         from None
-                return conn
+                if isinstance(item, DsiError):
+                    raise item
+                return item
             if self._active is not None:
                 return await self._connect(self._active[0])
             raise NoDataSetup()
@@ -256,7 +273,9 @@ class DataChannels:
         if self._listener is not None:
             self._listener.close()
             while not self._listener.pending.empty():  # connections the transfer did not take
-                self._listener.pending.get_nowait().close()
+                item = self._listener.pending.get_nowait()
+                if isinstance(item, DataConnection):
+                    item.close()
             self._listener = None
         self._active = None
         self._delayed = False
@@ -272,7 +291,22 @@ class DataChannels:
         except (OSError, TimeoutError) as exc:
             raise DataChannelRefused(f"Can't open data connection to {address[0]}:{address[1]}") from exc
         conn.set_buffer_sizes(self._socket_buffer())
-        return await self.security.secure(conn, initiator=True)
+        return conn
+
+    async def secure_outgoing(self, conns: Sequence[DataConnection]) -> None:
+        """Secure connections we opened, once the transfer was announced (an FTPS client starts its
+        TLS only after 150; as GSI initiator we speak first anyway). Any failure closes them all."""
+        if not self.security.required:
+            return
+        pending = [c for c in conns if not c.secured]
+        results = await asyncio.gather(*(self.security.secure(c, initiator=True) for c in pending),
+                                       return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            for conn in conns:
+                conn.abort()
+            err = errors[0]
+            raise err if isinstance(err, DsiError) else DataChannelError(f"data connection failed: {err}")
 
     # -- MODE E sending (we connect) -----------------------------------------------------------
     async def mode_e_senders(self, parallelism: int) -> tuple[list[DataConnection], bool]:
@@ -328,9 +362,12 @@ class DataChannels:
         for conn in alive:
             receive.attach(conn)
         while not listener.pending.empty():
-            conn = listener.pending.get_nowait()
-            self._cached.append(conn)
-            receive.attach(conn)
+            item = listener.pending.get_nowait()
+            if isinstance(item, DsiError):
+                receive.fail(item)
+                continue
+            self._cached.append(item)
+            receive.attach(item)
         receive.on_count_known = self._enough_connections
         self._used = True
         return reused

@@ -8,6 +8,10 @@ once every byte has left the transport's buffer: callers may then hand the memor
 Bytes (and an EOF) that arrive while no reader is attached are held and handed to the next reader:
 uvloop starts reading right after ``connection_made`` whatever that callback asked for, so a client
 that sends as soon as it has connected (delayed passive, pipelined STOR) can beat ``attach``.
+
+With PROT S/P (``use_records``) the socket's bytes are TLS records: they go into the record layer's
+memory BIO and are decrypted straight into the reader's views; sends are encrypted first. A peer's
+close_notify (answered with ours) or its end of stream is the reader's end of file.
 """
 
 from __future__ import annotations
@@ -36,6 +40,20 @@ class ConnectionReader(Protocol):
     def connection_lost(self, exc: BaseException | None) -> None: ...
 
 
+class Records(Protocol):
+    """TLS records on an established connection (``server.data.tls.RecordLayer``)."""
+
+    def feed(self, data: memoryview) -> None: ...
+
+    def read_into(self, view: memoryview) -> int: ...
+
+    def end_of_input(self) -> None: ...
+
+    def encrypt(self, parts: Sequence[bytes | memoryview]) -> bytes: ...
+
+    def close_notify(self) -> bytes: ...
+
+
 class DataConnection(asyncio.BufferedProtocol):
     def __init__(self, on_made: Callable[[DataConnection], None] | None = None) -> None:
         self._on_made = on_made
@@ -52,6 +70,10 @@ class DataConnection(asyncio.BufferedProtocol):
         self.lost: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
         self.eof = False  # peer half-closed
         self.reusable = True  # false once a CLOSE descriptor or an error was seen
+        self._records: Records | None = None  # PROT S/P
+        self._records_ended = False
+        self._decrypting = False
+        self.secured = False  # a security handshake authenticated this connection
 
     # -- asyncio callbacks ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -72,13 +94,19 @@ class DataConnection(asyncio.BufferedProtocol):
             self._on_made(self)
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        if self._reader is None or self._early:
+        if self._reader is None or self._early or self._records is not None:
             if self._scratch is None:
                 self._scratch = bytearray(_SCRATCH_SIZE)
             return memoryview(self._scratch)
         return self._reader.get_buffer(sizehint)
 
     def buffer_updated(self, nbytes: int) -> None:
+        if self._records is not None:
+            assert self._scratch is not None
+            self._records.feed(memoryview(self._scratch)[:nbytes])
+            self._decrypt()
+            self._apply_reading()
+            return
         if self._reader is None or self._early:
             assert self._scratch is not None
             self._early += self._scratch[:nbytes]
@@ -89,6 +117,10 @@ class DataConnection(asyncio.BufferedProtocol):
     def eof_received(self) -> bool:
         self.eof = True
         self.reusable = False
+        if self._records is not None:
+            self._records.end_of_input()
+            self._decrypt()
+            return True
         if self._reader is not None and not self._early:
             self._reader.eof_received()
         else:
@@ -121,6 +153,7 @@ class DataConnection(asyncio.BufferedProtocol):
         self._reading_paused = False
         reader.bind(self)  # may pause again (no room in the sink)
         self._feed_early()
+        self._decrypt()
         if self.is_closed and self._reader is reader and not self._early and not self._early_eof:
             self._reader = None
             reader.connection_lost(self.lost.result())  # lost before anyone listened
@@ -138,6 +171,7 @@ class DataConnection(asyncio.BufferedProtocol):
     def resume_reading(self) -> None:
         self._reading_paused = False
         self._feed_early()
+        self._decrypt()
         self._apply_reading()
 
     def _apply_reading(self) -> None:
@@ -171,6 +205,44 @@ class DataConnection(asyncio.BufferedProtocol):
         finally:
             self._feeding = False
 
+    # -- security ------------------------------------------------------------------------------
+    def write_raw(self, data: bytes) -> None:
+        """Handshake bytes, straight to the socket."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def secure(self, records: Records | None, plaintext: bytes) -> None:
+        """The handshake is over: ``plaintext`` came with its last records; ``records`` for PROT S/P."""
+        self.secured = True
+        self._records = records
+        if plaintext:
+            self._early[:0] = plaintext
+
+    def _decrypt(self) -> None:
+        """PROT S/P: decrypt into the reader's views as far as it takes data now."""
+        records = self._records
+        if records is None or self._decrypting or self._early:
+            return
+        self._decrypting = True
+        try:
+            while self._reader is not None and not self._reading_paused and not self._records_ended:
+                reader = self._reader
+                n = records.read_into(reader.get_buffer(_SCRATCH_SIZE))
+                if n > 0:
+                    reader.buffer_updated(n)
+                    continue
+                if n < 0:
+                    self._records_ended = True
+                    self.write_raw(records.close_notify())  # answer the peer's, as TLS asks
+                    self.eof = True
+                    self.reusable = False
+                    reader.eof_received()
+                break
+        except DataChannelError:
+            self.abort()
+        finally:
+            self._decrypting = False
+
     def set_buffer_sizes(self, size: int | None) -> None:
         """SBUF / SITE RETRBUFSIZE: socket buffers for this connection."""
         if not size or self.transport is None:
@@ -195,7 +267,9 @@ class DataConnection(asyncio.BufferedProtocol):
         transport = self.transport
         if transport is None or self.is_closed or transport.is_closing():
             raise DataChannelError("data connection closed")
-        if len(parts) == 1:
+        if self._records is not None:
+            transport.write(self._records.encrypt(parts))
+        elif len(parts) == 1:
             transport.write(parts[0])
         else:
             transport.writelines(parts)
@@ -235,6 +309,8 @@ class DataConnection(asyncio.BufferedProtocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
+        if self._records is not None:
+            transport.write(self._records.close_notify())
         if transport.can_write_eof():
             transport.write_eof()
         transport.close()

@@ -123,6 +123,7 @@ class StreamPath(DataPath):
             conn = await channels.stream_connection()
             try:
                 await self.announce(TRANSFER_STARTING)
+                await channels.secure_outgoing([conn])
             except BaseException:
                 conn.abort()  # the set-up is consumed: nothing else would ever close it
                 raise
@@ -176,6 +177,7 @@ class ModeEPath(DataPath):
         kept = False
         try:
             await self.announce(TRANSFER_REUSING if reused else TRANSFER_STARTING)
+            await self.channels.secure_outgoing(conns)
             yield Sender(conns, mode_e=True)
             kept = True
         finally:

@@ -6,17 +6,22 @@ verified end-entity DN. ``USER :globus-mapping:`` takes the DN's default account
 an account the DN's grid-mapfile entry lists. Either way the local user then gets its S3 credentials
 exactly as a password login does (``BackendProvider.backend_for``; a per-session process becomes
 that user there).
+
+Every reply to PASS waits as the login throttle says (server/throttle.py), whether the password was
+right or wrong; the check itself runs on the login pool. After ``login_attempts_max`` failures the
+connection is closed. Anonymous sessions get a read-only back end unless ``anonymous_read_only`` is 0.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from s3dsi.protocol.errors import CredentialsUnavailable, DsiError
+from s3dsi.protocol.replies import Reply
 from s3dsi.protocol.session import Deferred
 from s3dsi.security.gridmap import GridMapError
+from s3dsi.storage.readonly import ReadOnlyBackend
 
 if TYPE_CHECKING:
     from s3dsi.server.session import Handler, Session
@@ -34,16 +39,20 @@ async def _gsi_user(session: Session, requested: str) -> str | None:
         session.log.warning("no grid-mapfile entry allows this login", dn=identity.dn, ftp_user=requested)
     return local
 
+TOO_MANY_FAILURES = Reply.line(421, "Too many failed logins: closing control connection.")
+
 
 async def pass_(session: Session, cmd: Deferred) -> None:
     ctx = session.ctx
     name = session.state.pending_user or ""
+    password = cmd.line.arg or ""
+    attempt = ctx.throttle.attempt(session.peer[0], name)
     identity = session.security.identity
     gsi = identity is not None
     if gsi:
         local_user = await _gsi_user(session, name)
     else:
-        local_user = await ctx.call(ctx.authenticator.authenticate, name, cmd.line.arg or "")
+        local_user = await ctx.login_pool.run(ctx.authenticator.authenticate, name, password)
     backend = None
     told: str | None = None  # a reason the user may hear (after a correct password or DN)
     if local_user is not None:
@@ -54,16 +63,22 @@ async def pass_(session: Session, cmd: Deferred) -> None:
             if isinstance(err, CredentialsUnavailable):  # STS's reason, never a token: credentials.py
                 told = err.text
     if local_user is None or backend is None:
-        delay = ctx.throttle.delay_for(session.peer[0])
-        session.log.warning("login failed", ftp_user=name, delay=delay)
-        await asyncio.sleep(delay)
+        attempt.failed()
+        session.log.warning("login failed", ftp_user=name, delay=attempt.delay)
+        await attempt.wait()
         # One reason for every failure: a client cannot tell a bad password from a missing map entry.
         reason = "no grid-mapfile entry or S3 credentials for this DN and user" if gsi else \
             "bad user name, password or credentials"
         reason = told or reason
         await session.reply(session.core.login_failed(reason))
+        session.failed_logins += 1
+        if session.failed_logins >= ctx.settings.login_attempts_max:
+            await session.reply(TOO_MANY_FAILURES)
+            session.close_after_reply()
         return
-    ctx.throttle.succeeded(session.peer[0])
+    await attempt.wait()
+    if ctx.settings.anonymous_read_only and ctx.authenticator.is_anonymous(name):
+        backend = ReadOnlyBackend(backend)
     session.backend = backend
     reply = session.core.login_succeeded(local_user, name=local_user if gsi else None)
     session.log = session.log.bind(user=local_user)

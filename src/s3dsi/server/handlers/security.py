@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from s3dsi.server.session import Handler, Session
 
 TLS_NAMES = frozenset({"TLS", "SSL", "TLS-C"})
+GSSAPI_ACCOUNT = ":gssapi:"  # the throttle's account key for failed GSSAPI exchanges
 UNKNOWN_MECHANISM = Reply.line(504, "Unknown authentication type.")
 ALREADY_PROTECTED = Reply.line(503, "The control connection is already protected.")
 
@@ -81,9 +82,11 @@ async def adat(session: Session, cmd: Deferred) -> None:
     try:
         out = await loop.run_in_executor(session.ctx.namespace_pool, acceptor.step, token)
     except SecurityContextError as err:
-        delay = session.ctx.throttle.delay_for(session.peer[0])
-        session.log.warning("GSSAPI authentication failed", reason=str(err), delay=delay)
-        await asyncio.sleep(delay)
+        # counted like a failed password for the address (the certificate names no account yet)
+        attempt = session.ctx.throttle.attempt(session.peer[0], GSSAPI_ACCOUNT)
+        attempt.failed()
+        session.log.warning("GSSAPI authentication failed", reason=str(err), delay=attempt.delay)
+        await attempt.wait()
         await session.reply(_failed(session, str(err)))
         return
     encoded = base64.b64encode(out).decode("ascii")
