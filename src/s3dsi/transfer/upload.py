@@ -139,9 +139,15 @@ class UploadEngine:
         await self.abort()  # a no-op once finish succeeded
 
     async def open(self) -> None:
-        """Check the object can be written; nothing is created in S3 yet."""
+        """Check the object can be written; nothing is created in S3 yet. A back end that can tell
+        without a request (``writable_known``: the namespace's directory cache) is asked on the spot,
+        any other in a worker thread."""
+        known = getattr(self._backend, "writable_known", None)
         try:
-            self._multipart.condition = await self._co.io(self._backend.check_writable, self._path)
+            if known is None or not known(self._path):
+                # the commit must carry what check_writable answers (a policy's WriteCondition); back
+                # ends with policies have no writable_known, so they are always asked
+                self._multipart.condition = await self._co.io(self._backend.check_writable, self._path)
         except BaseException:
             self._closed = True
             self._window.account.close()

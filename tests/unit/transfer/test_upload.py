@@ -10,8 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from s3dsi.protocol.errors import BackendUnavailable, DsiError, TransferAborted
+from s3dsi.config.s3policy import S3Policy
+from s3dsi.protocol.errors import BackendUnavailable, DsiError, PathExists, TransferAborted
 from s3dsi.storage.backend import WriteCondition
+from s3dsi.storage.memory import MemoryBackend
+from s3dsi.storage.policy import PolicyBackend
 from s3dsi.transfer.buffers import BufferPool
 from s3dsi.transfer.errors import FileTooLarge, IncompleteUpload
 from s3dsi.transfer.geometry import PartPlan
@@ -591,3 +594,30 @@ async def test_stall_once_uploads_above_a_missing_block_are_done(workers: PartWo
     await engine.abort()
     assert backend.list_uploads(PATH) == []
     assert pool.in_use == 0
+
+
+async def test_a_policy_is_asked_even_when_the_directory_cache_knows_the_name(
+        workers: PartWorkers) -> None:
+    """The namespace lets an upload skip check_writable when a listing showed the name is no directory;
+    under append-only that check is what refuses replacing, and its condition what guards the commit."""
+    memory = MemoryBackend()
+    memory.create_bucket("bucket")
+    memory.put_object(PATH, memoryview(b"first"))
+    [entry for page in memory.list_pages("/bucket/dir") for entry in page]  # the cache now knows dir/
+    assert memory.writable_known(PATH)
+    view = PolicyBackend(memory, S3Policy(append_only=True))
+    engine = UploadEngine(view, PATH, plan=PartPlan.uniform(P), pool=BufferPool(4 * P), workers=workers)
+    with pytest.raises(PathExists, match="append-only"):
+        await engine.open()
+    fresh = UploadEngine(view, "/bucket/dir/new", plan=PartPlan.uniform(P), pool=BufferPool(4 * P),
+                         workers=workers)
+    await fresh.open()
+    memory.put_object("/bucket/dir/new", memoryview(b"raced"))  # another writer
+    await run_streams(fresh, b"mine", [blocks_of(4, 4)])
+    with pytest.raises(PathExists, match="another upload created this object meanwhile"):
+        await fresh.finish()
+    # the other writer's object stays
+    info = memory.head_object("/bucket/dir/new")
+    buffer = bytearray(info.size)
+    memory.read_range(info, 0, memoryview(buffer))
+    assert bytes(buffer) == b"raced"
