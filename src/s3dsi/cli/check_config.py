@@ -17,6 +17,7 @@ from typing import Any, TextIO
 from s3dsi.config.arguments import add_config_arguments, settings_from_args
 from s3dsi.config.errors import ConfigError
 from s3dsi.config.loader import BOOKKEEPING_FIELDS, is_per_user_path
+from s3dsi.config.s3policy import PolicyError, narrow, site_policy
 from s3dsi.config.settings import Settings
 from s3dsi.config.values import format_size
 from s3dsi.daemon.accounts import Account, AccountError
@@ -120,6 +121,11 @@ def _check_map(settings: Settings, found: Findings) -> UserMap | None:
         found.errors.append(str(exc))
         return None
     found.notes.append(f"credential map {path}: {len(usermap)} user(s)")
+    for entry in usermap:  # a line whose policy widens the site's cannot log in
+        try:
+            narrow(site_policy(settings, entry.user), entry.options.policy)
+        except PolicyError as exc:
+            found.errors.append(f"{path}: {entry.user}: the line goes beyond the site's S3 policy: {exc}")
     if settings.allow_anonymous and settings.anonymous_user not in usermap:
         found.warnings.append(f"{settings.sources['anonymous_user']}: anonymous_user "
                               f"{settings.anonymous_user!r} has no entry in {path}")

@@ -34,7 +34,7 @@ from s3dsi.protocol.errors import (
     PermissionDenied,
 )
 from s3dsi.storage import s3errors
-from s3dsi.storage.backend import ObjectInfo, PartInfo, UploadInfo
+from s3dsi.storage.backend import ObjectInfo, PartInfo, UploadInfo, WriteCondition
 from s3dsi.storage.dircache import DirectoryCache
 from s3dsi.storage.paths import S3Path, check_bucket_name, check_key, parse_path, unique_for
 from s3dsi.storage.store import BucketListing, KeyPage, ListedKey, ObjectHead, ObjectStore
@@ -173,7 +173,8 @@ class Namespace:
                 return
             listing = self.store.list_buckets(listing.next_token)
 
-    def mkdir(self, path: str) -> None:
+    def mkdir(self, path: str, *, parent_known: bool = False) -> None:
+        """``parent_known``: the parent exists by definition (a virtual root, see storage/policy.py)."""
         target = parse_path(path)
         if target.is_root:
             raise PathExists("/: File exists", operation="mkdir")
@@ -186,7 +187,8 @@ class Namespace:
             raise PathExists(f"{path}: a file of that name exists", operation="mkdir")
         if self._keys_under(target, target.marker_key, "mkdir"):
             raise PathExists(f"{path}: File exists", operation="mkdir")
-        self._require_parent(target, "mkdir")
+        if not parent_known:
+            self._require_parent(target, "mkdir")
         self.store.put_marker(target, target.marker_key, "mkdir")
         self.directories.note_key(target.bucket, target.marker_key)
         self.directories.remember(target.bucket, target.marker_key, ())  # new: nothing inside
@@ -235,16 +237,18 @@ class Namespace:
         self._keep_parent(source, "rename")
 
     # -- reading ---------------------------------------------------------------------------------------------
-    def head_object(self, path: str, *, with_tags: bool = False) -> ObjectInfo:
+    def head_object(self, path: str, *, with_tags: bool = False, with_checksums: bool = False) -> ObjectInfo:
         target = parse_path(path)
         self._no_directory(target, "open")
-        head = self.store.head(target, "open")
+        head = self.store.head(target, "open", with_checksums=with_checksums)
         if head is None:
             self._directory_or_missing(target, "open")
         archived = s3errors.archived(path, head.storage_class, head.restore, head.archive_status)
         if archived is not None:
             raise archived
-        tags = self.store.get_tags(target, "open") if with_tags or head.tag_count > 0 else {}
+        # a caller asking for the store's own checksums (CKSM) reads tags only if those do not answer
+        wanted = with_tags or (head.tag_count > 0 and not with_checksums)
+        tags = self.store.get_tags(target, "open") if wanted else {}
         return object_info(path, head, tags)
 
     def open_read(self, path: str, start: int, into: memoryview) -> tuple[ObjectInfo, int]:
@@ -278,8 +282,12 @@ class Namespace:
         return self.store.put_tags(target, tags)
 
     # -- writing ---------------------------------------------------------------------------------------------
-    def check_writable(self, path: str) -> None:
+    def check_writable(self, path: str) -> WriteCondition | None:
         self._check_writable(parse_path(path), "open")
+        return None
+
+    def check_renamable(self, path: str) -> None:
+        return None  # the source's kind is checked by RNTO's rename
 
     def writable_known(self, path: str) -> bool:
         """True when ``check_writable`` would pass without a request (the directory cache knows the
@@ -295,10 +303,11 @@ class Namespace:
         return children is not None and target.name not in children
 
     def put_object(self, path: str, data: memoryview, *, crc32c: int | None = None,
-                   tags: Mapping[str, str] | None = None) -> ObjectInfo:
+                   tags: Mapping[str, str] | None = None,
+                   condition: WriteCondition | None = None) -> ObjectInfo:
         target = parse_path(path)
         check_key(target)
-        info = self.store.put(target, data, crc32c=crc32c, tags=tags)
+        info = self.store.put(target, data, crc32c=crc32c, tags=tags, condition=condition)
         self.directories.note_key(target.bucket, target.key)
         return info
 
@@ -311,9 +320,10 @@ class Namespace:
                     crc32c: int | None = None) -> str:
         return self.store.upload_part(parse_path(path), upload_id, number, data, crc32c=crc32c)
 
-    def complete_upload(self, path: str, upload_id: str, parts: list[tuple[int, str]]) -> ObjectInfo:
+    def complete_upload(self, path: str, upload_id: str, parts: list[tuple[int, str]], *,
+                        crc32c: int | None = None, condition: WriteCondition | None = None) -> ObjectInfo:
         target = parse_path(path)
-        info = self.store.complete_upload(target, upload_id, parts)
+        info = self.store.complete_upload(target, upload_id, parts, crc32c=crc32c, condition=condition)
         self.directories.note_key(target.bucket, target.key)
         return info
 
@@ -327,6 +337,12 @@ class Namespace:
         return self.store.list_parts(parse_path(path), upload_id)
 
 
+def directory_error(path: str, operation: str) -> IsADirectory:
+    """The error for an object operation on a directory (a policy layer's virtual root, too)."""
+    return IsADirectory(f"{path}: Is a directory", operation=operation)
+
+
 def object_info(path: str, head: ObjectHead, tags: Mapping[str, str]) -> ObjectInfo:
     return ObjectInfo(path=path, size=head.size, etag=head.etag, modified=head.modified,
-                      storage_class=head.storage_class, tags=dict(tags), crc32c=head.crc32c)
+                      storage_class=head.storage_class, tags=dict(tags), crc32c=head.crc32c,
+                      checksums=dict(head.checksums))

@@ -29,6 +29,33 @@ def crc32c_base64(value: int) -> str:
     return base64.b64encode(value.to_bytes(4, "big")).decode("ascii")
 
 
+# HeadObject's checksum fields, by the CKSM algorithm name they answer
+_STORED_CHECKSUMS = {"CRC32C": "ChecksumCRC32C", "SHA1": "ChecksumSHA1", "SHA256": "ChecksumSHA256",
+                     "SHA512": "ChecksumSHA512", "MD5": "ChecksumMD5"}
+
+
+def stored_checksums(head: Mapping[str, Any]) -> dict[str, str]:
+    """The whole-object checksums of a HeadObject answer (``ChecksumMode=ENABLED``), as lower-case hex.
+
+    A COMPOSITE checksum (multipart ``value-N``) is a checksum of the parts' checksums, not of the
+    object, so it is left out; a single PutObject's checksum is a full-object one even when the store
+    does not say ``ChecksumType``.
+    """
+    kind = head.get("ChecksumType")
+    found: dict[str, str] = {}
+    for algorithm, name in _STORED_CHECKSUMS.items():
+        value = head.get(name)
+        if not isinstance(value, str) or not value:
+            continue
+        if kind == "COMPOSITE" or (kind is None and "-" in value):
+            continue
+        try:
+            found[algorithm] = base64.b64decode(value, validate=True).hex()
+        except ValueError:
+            continue
+    return found
+
+
 def crc32c_of(data: memoryview) -> int:
     return int(_crc32c.crc32c(data))
 

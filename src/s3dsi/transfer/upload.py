@@ -145,7 +145,9 @@ class UploadEngine:
         known = getattr(self._backend, "writable_known", None)
         try:
             if known is None or not known(self._path):
-                await self._co.io(self._backend.check_writable, self._path)
+                # the commit must carry what check_writable answers (a policy's WriteCondition); back
+                # ends with policies have no writable_known, so they are always asked
+                self._multipart.condition = await self._co.io(self._backend.check_writable, self._path)
         except BaseException:
             self._closed = True
             self._window.account.close()
@@ -422,7 +424,7 @@ class UploadEngine:
         parts = [(n, self._uploaded[n].etag) for n in sorted(self._uploaded)]
         digests = self._sums.hexdigests(size)
         self._verify_expected(digests)
-        info = await self._multipart.complete(parts)
+        info = await self._multipart.complete(parts, self._sums.crc32c(size))
         tags = digest_tags(digests, size, info.etag)
         try:
             stored = await self._co.io(self._backend.set_tags, self._path, tags)
