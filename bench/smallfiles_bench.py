@@ -43,6 +43,7 @@ from juicefs_gateway import find_juicefs, free_port, start_gateway  # noqa: E402
 from transfer_bench import Bench, ClientResult, Variant, spawn  # noqa: E402
 
 KiB = 1024
+SAMPLE = 100  # files of the request count (the per-directory and per-process requests amortize)
 RCLONE_USER, RCLONE_PASS = "bench", "bench-password"
 
 
@@ -226,7 +227,7 @@ def count_requests(work: Path, gateway: object, variant: Variant, tree: Path, fi
     try:
         counted.start(_Proxied(gateway, proxy.endpoint), work / "s3dsi-counted")  # type: ignore[arg-type]
         sample = work / "sample"
-        for i, path in enumerate(sorted(p for p in tree.rglob("*") if p.is_file())[:20]):
+        for i, path in enumerate(sorted(p for p in tree.rglob("*") if p.is_file())[:SAMPLE]):
             target = sample / f"f{i:03d}.bin"
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(path, target)
@@ -237,7 +238,7 @@ def count_requests(work: Path, gateway: object, variant: Variant, tree: Path, fi
             before = proxy.state()["requests"]
             spawn(["globus-url-copy", "-cc", "4", "-fast", "-r", "-cd", src, dst], client_env())
             after = proxy.state()["requests"]
-            per_op = {op: (after.get(op, 0) - before.get(op, 0)) / 20 for op in after
+            per_op = {op: (after.get(op, 0) - before.get(op, 0)) / SAMPLE for op in after
                       if after.get(op, 0) != before.get(op, 0)}
             shown = ", ".join(f"{op} {n:.2f}" for op, n in sorted(per_op.items()))
             print(f"S3 requests per {direction}ed file ({size // KiB} KiB): "
