@@ -14,6 +14,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from s3dsi.cli.lifecycle import check_lifecycle
+from s3dsi.cli.probe import bucket_region, mapped_credentials
 from s3dsi.config.arguments import add_config_arguments, settings_from_args
 from s3dsi.config.errors import ConfigError
 from s3dsi.config.loader import BOOKKEEPING_FIELDS, is_per_user_path
@@ -30,6 +32,7 @@ from s3dsi.security.credentials import CredentialError
 from s3dsi.security.gridmap import GridMap, GridMapError
 from s3dsi.security.trust import TrustStore
 from s3dsi.server.security import SecurityServices
+from s3dsi.storage.s3clients import ClientPool, S3Config, S3Credentials
 
 _SIZE_FIELDS = frozenset({"part_size_min", "part_size_max", "memory_budget"})
 
@@ -48,6 +51,11 @@ def register(subparsers: Any) -> None:
                     "means the daemon would start.")
     add_config_arguments(p)
     p.add_argument("--strict", action="store_true", help="also fail (exit 1) when there are warnings")
+    p.add_argument("--bucket", action="append", default=[], metavar="NAME",
+                   help="also ask S3 whether this bucket has a lifecycle rule that aborts incomplete "
+                        "multipart uploads (repeat for several)")
+    p.add_argument("--user", metavar="USER",
+                   help="whose mapped credentials --bucket uses (default: the first user of the map)")
     p.set_defaults(func=run)
 
 
@@ -241,6 +249,24 @@ def check_settings(settings: Settings) -> Findings:
     return found
 
 
+def check_lifecycles(settings: Settings, buckets: list[str], user: str | None, found: Findings) -> None:
+    """Each bucket's AbortIncompleteMultipartUpload rule, asked with a mapped user's credentials: a note
+    when one covers every key, a warning otherwise (the daemon still starts)."""
+    try:
+        entry, _ = mapped_credentials(settings, user)
+    except (MapError, AccountError, OSError) as err:
+        found.warnings.append(f"lifecycle rules not checked: {err}")
+        return
+    config = dataclasses.replace(S3Config.from_settings(settings), max_attempts=2, connect_timeout=5.0,
+                                 read_timeout=30.0)
+    pool = ClientPool(config)
+    credentials = S3Credentials(entry.access_key_id, entry.secret_access_key)
+    for bucket in buckets:
+        region = bucket_region(pool.client(credentials, config.region), bucket, config.region)
+        finding = check_lifecycle(pool.client(credentials, region), bucket)
+        (found.notes if finding.state == "rule" else found.warnings).append(finding.describe(bucket))
+
+
 def format_value(name: str, value: object) -> str:
     if value is None:
         return "(unset)"
@@ -285,6 +311,11 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         stderr.write("s3dsi check-config: the daemon would NOT start\n")
         return 1
     found = check_settings(settings)
+    if args.bucket:
+        check_lifecycles(settings, list(dict.fromkeys(args.bucket)), args.user, found)
+    else:
+        found.notes.append("lifecycle rules not checked: give --bucket NAME to see whether a bucket aborts "
+                           "incomplete multipart uploads (docs/admin.md recommends it)")
     render(settings, found, stdout)
     if found.warnings:
         stdout.write("\nWarnings:\n")

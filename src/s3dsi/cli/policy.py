@@ -3,6 +3,11 @@
 Without ``--principal``: an identity policy for the IAM user (or role) whose keys are in the map. With
 ``--principal ARN``: the bucket policy the owner of a bucket in another account attaches so that this
 principal can use it (the principal's own account must also allow the same actions).
+
+Uploading needs one action on the daemon's own restart records (``.s3dsi/`` at the top of each bucket,
+storage/records.py) beyond the object actions: ``s3:DeleteObject``, to remove a record once its upload
+is completed or aborted. Writing and reading records are PutObject and GetObject, which the object
+statement already grants.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ _OBJECT_ACTIONS["upload"] = (*_OBJECT_ACTIONS["download"], "s3:PutObject", "s3:P
                              "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts")
 _OBJECT_ACTIONS["delete"] = (*_OBJECT_ACTIONS["upload"], "s3:DeleteObject")
 _OBJECT_ACTIONS["full"] = _OBJECT_ACTIONS["delete"]
+
+_RECORD_ACTIONS = ("s3:DeleteObject",)  # on bucket/.s3dsi/*, for upload: removing a finished upload's record
+_RECORDS = ".s3dsi/*"
 
 _BUCKET_ACTIONS = ("s3:ListBucket", "s3:ListBucketMultipartUploads")
 _BUCKET_ADMIN_ACTIONS = ("s3:CreateBucket", "s3:DeleteBucket")
@@ -73,6 +81,9 @@ def identity_policy(buckets: list[str], access: str, partition: str = "aws") -> 
     if _OBJECT_ACTIONS[access]:
         statements.append(_statement("S3dsiObjectAccess", _OBJECT_ACTIONS[access],
                                      [f"{arn}/*" for arn in bucket_arns]))
+    if access == "upload":
+        statements.append(_statement("S3dsiRestartRecords", _RECORD_ACTIONS,
+                                     [f"{arn}/{_RECORDS}" for arn in bucket_arns]))
     return {"Version": "2012-10-17", "Statement": statements}
 
 
@@ -85,6 +96,8 @@ def bucket_policy(bucket: str, access: str, principal: str, partition: str = "aw
     statements = [_statement("S3dsiBucketAccess", bucket_actions, arn, principal)]
     if _OBJECT_ACTIONS[access]:
         statements.append(_statement("S3dsiObjectAccess", _OBJECT_ACTIONS[access], f"{arn}/*", principal))
+    if access == "upload":
+        statements.append(_statement("S3dsiRestartRecords", _RECORD_ACTIONS, f"{arn}/{_RECORDS}", principal))
     return {"Version": "2012-10-17", "Statement": statements}
 
 

@@ -1,6 +1,7 @@
 """``s3dsi probe USER [--bucket B]``: with USER's mapped credentials, try every S3 operation the
-connector needs, clean up every test artifact, and print what is allowed, which IAM action is missing
-for what fails, and the ``s3dsi policy`` command that grants it."""
+connector needs (its restart records under ``.s3dsi/`` included), clean up every test artifact, and
+print what is allowed, which IAM action is missing for what fails, and the ``s3dsi policy`` command
+that grants it; and whether the bucket has a lifecycle rule that aborts incomplete multipart uploads."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any, Literal, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from s3dsi.cli.lifecycle import LifecycleFinding, check_lifecycle
 from s3dsi.cli.policy import ACCESS_LEVELS
 from s3dsi.config.arguments import add_config_arguments, settings_from_args
 from s3dsi.config.errors import ConfigError
@@ -23,6 +25,7 @@ from s3dsi.daemon.accounts import Account, AccountError
 from s3dsi.daemon.userbackends import map_path_for
 from s3dsi.identity.usermap import MapEntry, MapError, UserMap
 from s3dsi.server.backends import default_map_path
+from s3dsi.storage.records import RECORD_PREFIX
 from s3dsi.storage.s3clients import ClientPool, S3Config, S3Credentials
 
 Result = Literal["allowed", "denied", "failed", "skipped"]
@@ -57,6 +60,10 @@ CHECKS: dict[str, Check] = {c.operation: c for c in (
     Check("ListParts", "s3:ListMultipartUploadParts", "resuming interrupted uploads", "upload"),
     Check("AbortMultipartUpload", "s3:AbortMultipartUpload", "cleaning up failed uploads", "upload"),
     Check("DeleteObject", "s3:DeleteObject", "DELE, RNTO (rename), RMD", "delete"),
+    Check("PutObject .s3dsi/", "s3:PutObject", "restart records (resuming on any host, the janitor)",
+          "upload"),
+    Check("GetObject .s3dsi/", "s3:GetObject", "reading restart records", "download"),
+    Check("DeleteObject .s3dsi/", "s3:DeleteObject", "removing a finished upload's restart record", "upload"),
 )}
 
 
@@ -77,6 +84,7 @@ class ProbeReport:
     notes: list[str] = field(default_factory=list)
     bucket_unusable: BucketState | None = None  # the bucket checks were not run: why
     bucket_detail: str = ""
+    lifecycle: LifecycleFinding | None = None  # informational: never makes the probe fail
 
     @property
     def missing_actions(self) -> list[str]:
@@ -198,6 +206,8 @@ class Prober:
                 for operation in ("GetObjectTagging", "GetObject"):
                     self._skip(operation, "no object to read (PutObject failed, bucket empty or unlisted)")
             self._multipart(client, bucket, key + ".multipart")
+            self._records(client, bucket)
+            self.report.lifecycle = check_lifecycle(client, bucket)
         finally:
             if created:
                 deleted = self._try("DeleteObject", lambda: client.delete_object(Bucket=bucket, Key=key))
@@ -206,6 +216,25 @@ class Prober:
                                                  "identity)")
             else:
                 self._skip("DeleteObject", "no test object to delete (PutObject failed)")
+
+    def _records(self, client: Any, bucket: str) -> None:
+        """What a restart record takes: write, read and remove a small object under .s3dsi/ (a name the
+        janitor does not take for a record)."""
+        key = f"{RECORD_PREFIX}probe-{uuid.uuid4().hex[:16]}.json"
+        put = self._try("PutObject .s3dsi/", lambda: client.put_object(Bucket=bucket, Key=key, Body=b"{}"))
+        if not isinstance(put, dict):
+            for operation in ("GetObject .s3dsi/", "DeleteObject .s3dsi/"):
+                self._skip(operation, "no test record (PutObject .s3dsi/ failed)")
+            return
+        def read() -> bytes:
+            body: bytes = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+            return body
+
+        self._try("GetObject .s3dsi/", read)
+        deleted = self._try("DeleteObject .s3dsi/", lambda: client.delete_object(Bucket=bucket, Key=key))
+        if not isinstance(deleted, dict):
+            self.report.leftovers.append(f"s3://{bucket}/{key} (test record: delete it with another "
+                                         "identity)")
 
     def _multipart(self, client: Any, bucket: str, key: str) -> None:
         created = self._try("CreateMultipartUpload",
@@ -263,26 +292,48 @@ def render(report: ProbeReport, user: str, entry_key_id: str, endpoint: str) -> 
                       f"check {hint}. The bucket checks were not run."]
     for leftover in report.leftovers:
         lines.append(f"left behind: {leftover}")
+    if report.lifecycle is not None and report.bucket is not None:
+        lines += ["", report.lifecycle.describe(report.bucket)]
     if report.ok:
         lines += ["", "Everything the connector needs is allowed."]
     return "\n".join(lines)
 
 
-def mapped_credentials(settings: Settings, user: str) -> tuple[MapEntry, str]:
-    """USER's map entry as a session of the daemon would find it (same map, same checks)."""
-    owner: int | None = None
+def map_location(settings: Settings, user: str | None) -> tuple[str, int | None]:
+    """The map a session of USER reads, and its owner's uid when the map's owner is not the caller. In the
+    per-session model (root without process_user) each user has their own: USER must be given."""
     if os.geteuid() == 0 and settings.process_user:
-        owner = Account.lookup(settings.process_user).uid
-        path = settings.s3_map_filename or ""
-    elif os.geteuid() == 0 and not settings.allow_root:
+        return settings.s3_map_filename or "", Account.lookup(settings.process_user).uid
+    if os.geteuid() == 0 and not settings.allow_root:
+        if user is None:
+            raise MapError("every user has a map of their own here (per-session model): name one with --user")
         account = Account.lookup(user)  # per-session model: the user's own map
-        owner, path = account.uid, map_path_for(settings, account)
-    else:
-        path = settings.s3_map_filename or default_map_path()
-    entry = UserMap.load(path, owner_uid=owner).lookup(user)
+        return map_path_for(settings, account), account.uid
+    return settings.s3_map_filename or default_map_path(), None
+
+
+def mapped_credentials(settings: Settings, user: str | None) -> tuple[MapEntry, str]:
+    """USER's map entry as a session of the daemon would find it (same map, same checks); without USER,
+    the first entry of the map."""
+    path, owner = map_location(settings, user)
+    usermap = UserMap.load(path, owner_uid=owner)
+    if user is None:
+        user = next(iter(usermap.users()), None)
+        if user is None:
+            raise MapError(f"{path}: no user in the map")
+    entry = usermap.lookup(user)
     if entry is None:
         raise MapError(f"{path}: no entry for {user!r}")
     return entry, path
+
+
+def bucket_region(client: Any, bucket: str, default: str) -> str:
+    """GetBucketLocation, or ``default`` when it cannot be asked."""
+    try:
+        constraint = client.get_bucket_location(Bucket=bucket).get("LocationConstraint")
+    except (ClientError, BotoCoreError):
+        return default
+    return str({None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(constraint, constraint))
 
 
 def register(subparsers: Any) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 
 from s3dsi.protocol.entries import Entry
 from s3dsi.protocol.errors import PermissionDenied
-from s3dsi.storage.backend import Backend, ObjectInfo, PartInfo, UploadInfo
+from s3dsi.storage.backend import Backend, ObjectInfo, PartInfo, UploadInfo, UploadRecordSet
 
 READ_ONLY = "anonymous sessions are read-only"
 
@@ -79,4 +79,7 @@ class ReadOnlyBackend:
         raise self._refuse(path, "write")
 
     def abort_upload(self, path: str, upload_id: str) -> None:
+        raise self._refuse(path, "write")
+
+    def upload_records(self, path: str) -> UploadRecordSet:
         raise self._refuse(path, "write")

@@ -81,3 +81,17 @@ def test_bad_input(capsys: pytest.CaptureFixture[str], args: list[str]) -> None:
 def test_bucket_is_required() -> None:
     with pytest.raises(SystemExit):
         main(["policy"])
+
+
+def test_uploads_may_remove_their_restart_records(capsys: pytest.CaptureFixture[str]) -> None:
+    doc = policy(capsys, "--bucket", "bk1", "--bucket", "bk2", "--access", "upload")
+    [records] = [s for s in doc["Statement"] if s["Sid"] == "S3dsiRestartRecords"]
+    assert records["Action"] == ["s3:DeleteObject"]
+    assert records["Resource"] == ["arn:aws:s3:::bk1/.s3dsi/*", "arn:aws:s3:::bk2/.s3dsi/*"]
+    for access in ("browse", "download", "delete", "full"):  # delete and full may delete everything anyway
+        assert "S3dsiRestartRecords" not in [s["Sid"] for s in policy(capsys, "--bucket", "bk1", "--access",
+                                                                          access)["Statement"]]
+    arn = "arn:aws:iam::123456789012:user/gridftp"
+    shared = policy(capsys, "--bucket", "shared", "--access", "upload", "--principal", arn)
+    [records] = [s for s in shared["Statement"] if s["Sid"] == "S3dsiRestartRecords"]
+    assert records["Resource"] == "arn:aws:s3:::shared/.s3dsi/*" and records["Principal"] == {"AWS": arn}
