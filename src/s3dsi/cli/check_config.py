@@ -23,6 +23,7 @@ from s3dsi.config.settings import Settings
 from s3dsi.config.values import format_size
 from s3dsi.daemon.accounts import Account, AccountError
 from s3dsi.daemon.statedir import JOURNAL_SUBDIR, service_state_problem
+from s3dsi.daemon.workers import worker_count
 from s3dsi.identity.passwords import PasswordFile, PasswordFileError
 from s3dsi.identity.usermap import MapError, UserMap
 from s3dsi.observability.levels import parse_s3_debug
@@ -229,10 +230,26 @@ def _check_security(settings: Settings, found: Findings) -> None:
                             "refused")
 
 
+def _check_workers(settings: Settings, found: Findings) -> None:
+    if _per_session(settings):
+        if settings.workers > 1:
+            found.warnings.append(f"{settings.sources['workers']}: workers is ignored in the per-session "
+                                  "process model (one process per connection)")
+        return
+    count = worker_count(settings)
+    how = "as configured" if settings.workers else f"auto: {os.cpu_count() or 1} core(s), memory_budget"
+    if count > 1:
+        found.notes.append(f"workers: {count} session-serving processes ({how}), each with "
+                           f"{format_size(settings.memory_budget // count)} of memory_budget")
+    else:
+        found.notes.append(f"workers: 1, every session in one process ({how})")
+
+
 def check_settings(settings: Settings) -> Findings:
     """Everything ``serve`` would trip over at start-up, beyond what loading already validated."""
     found = Findings(warnings=list(settings.warnings))
     _check_accounts(settings, found)
+    _check_workers(settings, found)
     _check_disabled_commands(settings, found)
     usermap = _check_map(settings, found)
     _check_passwords(settings, usermap, found)
@@ -270,6 +287,8 @@ def check_lifecycles(settings: Settings, buckets: list[str], user: str | None, f
 def format_value(name: str, value: object) -> str:
     if value is None:
         return "(unset)"
+    if name == "workers" and value == 0:
+        return "auto"
     if name in _SIZE_FIELDS and isinstance(value, int):
         return f"{format_size(value)} ({value} bytes)"
     if isinstance(value, bool):

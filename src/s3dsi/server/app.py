@@ -101,11 +101,14 @@ class Daemon:
                                        backends=backends)
         self.admission.configure(settings)
 
-    async def handle_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Serve one already accepted control connection (per-session processes)."""
-        await self._on_client(reader, writer)
+    async def handle_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *,
+                                admitted: bool = False, session_id: str | None = None) -> None:
+        """Serve one already accepted control connection (per-session processes, workers). ``admitted``:
+        the process that accepted it applied the address lists and connection limits already."""
+        await self._on_client(reader, writer, admitted=admitted, session_id=session_id)
 
-    async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *,
+                         admitted: bool = False, session_id: str | None = None) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._session_tasks.add(task)
@@ -114,7 +117,7 @@ class Daemon:
             peer = writer.get_extra_info("peername") or ("?", 0)
             local = writer.get_extra_info("sockname") or ("0.0.0.0", 0)
             host = str(peer[0])
-            refusal = self.admission.admit(host)
+            refusal = None if admitted else self.admission.admit(host)
             if refusal is not None:
                 log.warning("connection refused", remote=host, reason=refusal.reason)
                 if refusal.reply is not None:
@@ -125,7 +128,8 @@ class Daemon:
                 return
             try:
                 session = Session(self.ctx, stream, peer=(host, int(peer[1])),
-                                  local=(str(local[0]), int(local[1])), handlers=self.handlers)
+                                  local=(str(local[0]), int(local[1])), handlers=self.handlers,
+                                  session_id=session_id)
                 self.ctx.sessions.add(session)
                 if self.ctx.on_session_opened is not None:
                     self.ctx.on_session_opened()
@@ -136,7 +140,8 @@ class Daemon:
                 finally:
                     self.ctx.sessions.discard(session)
             finally:
-                self.admission.release(host)
+                if not admitted:
+                    self.admission.release(host)
         except Exception:
             log.exception("session crashed")
             await stream.close()
