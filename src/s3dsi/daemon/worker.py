@@ -118,6 +118,8 @@ class WorkerProcess:
         self.started = time.time()
         self._stop = asyncio.Event()
         self._tasks = TaskSet()
+        self._open: set[int] = set()  # connection numbers being served
+        self._unsent: list[int] = []  # "closed" messages the channel had no room for: sent with the report
 
     def _transfer_done(self, record: TransferRecord) -> None:
         self.transfer_log(record)
@@ -174,6 +176,7 @@ class WorkerProcess:
                 os.close(fd)
 
     async def _serve(self, sock: socket.socket, number: int) -> None:
+        self._open.add(number)
         try:
             if self._stop.is_set():
                 sock.close()
@@ -183,7 +186,17 @@ class WorkerProcess:
         except OSError:
             sock.close()
         finally:
-            workerwire.send(self.channel, {"closed": number})
+            self._open.discard(number)
+            self._closed(number)
+
+    def _closed(self, number: int) -> None:
+        """Tell the parent the connection is gone (its limits count it no more); retried if no room."""
+        try:
+            sent = workerwire.send(self.channel, {"closed": number})
+        except OSError:
+            sent = False
+        if not sent:
+            self._unsent.append(number)
 
     # -- reports ---------------------------------------------------------------------------------------
     async def _report_loop(self) -> None:
@@ -192,6 +205,9 @@ class WorkerProcess:
             await asyncio.sleep(REPORT_INTERVAL)
 
     def _report(self) -> None:
+        unsent, self._unsent = self._unsent, []
+        for number in unsent:
+            self._closed(number)
         sessions = [dataclasses.asdict(admin.snapshot_session(s)) for s in list(self.daemon.ctx.sessions)]
         usage = resource.getrusage(resource.RUSAGE_SELF)
         pool = self.daemon.ctx.pool
@@ -201,6 +217,7 @@ class WorkerProcess:
             "metrics": self.metrics.snapshot() if self.metrics is not None else None,
             "buffer_in_use": pool.in_use, "buffer_budget": pool.budget,
             "cpu_seconds": usage.ru_utime + usage.ru_stime, "started": self.started,
+            "open": sorted(self._open),  # lets the parent release a connection whose "closed" was lost
         }
         try:
             workerwire.send(self.channel, {"report": report})

@@ -72,6 +72,7 @@ KILL_AFTER = 10.0  # seconds past shutdown_grace before workers still running ar
 RESPAWN_DELAY = 1.0  # before a dead worker is replaced; doubled while replacements die young
 RESPAWN_DELAY_MAX = 30.0
 YOUNG = 10.0  # a worker that dies this soon after its start makes the next delay longer
+RECONCILE_AFTER = 10.0  # seconds after which a passed connection must show in its worker's reports
 UNAVAILABLE = b"421 Service not available.\r\n"
 
 
@@ -91,6 +92,7 @@ class Worker:
     channel: socket.socket
     started: float = field(default_factory=time.monotonic)
     connections: dict[int, str] = field(default_factory=dict)  # number -> peer address, until closed
+    passed: dict[int, float] = field(default_factory=dict)  # number -> when it was passed (monotonic)
     report: dict[str, Any] | None = None
 
     def snapshot(self) -> admin.WorkerSnapshot:
@@ -280,16 +282,31 @@ class WorkerPool:
     def _absorb(self, worker: Worker, message: dict[str, Any]) -> None:
         if "report" in message and isinstance(message["report"], dict):
             worker.report = message["report"]
+            self._reconcile(worker, worker.report.get("open"))
         elif "closed" in message:
-            peer = worker.connections.pop(int(message["closed"]), None)
-            if peer is not None:
-                self.admission.release(peer)
+            self._release(worker, int(message["closed"]))
         elif message.get("login") == "failed":
             address, user = str(message.get("address", "")), str(message.get("user", ""))
             self.throttle.failed(address, user)
             for other in self.workers.values():
                 if other is not worker:
                     workerwire.send(other.channel, {"throttle": {"address": address, "user": user}})
+
+    def _release(self, worker: Worker, number: int) -> None:
+        peer = worker.connections.pop(number, None)
+        worker.passed.pop(number, None)
+        if peer is not None:
+            self.admission.release(peer)
+
+    def _reconcile(self, worker: Worker, open_numbers: Any) -> None:
+        """A connection passed a while ago that the worker no longer serves was closed, even if that
+        message was lost: release it (a recent one may not have been picked up yet)."""
+        if not isinstance(open_numbers, list):
+            return
+        serving = {n for n in open_numbers if isinstance(n, int)}
+        settled = time.monotonic() - RECONCILE_AFTER
+        for number in [n for n, when in worker.passed.items() if when < settled and n not in serving]:
+            self._release(worker, number)
 
     def _reap(self) -> None:
         while True:
@@ -348,6 +365,7 @@ class WorkerPool:
         for worker in sorted(self.workers.values(), key=lambda w: (len(w.connections), w.index)):
             if workerwire.send(worker.channel, {"conn": number, "peer": host}, [conn.fileno()]):
                 worker.connections[number] = host
+                worker.passed[number] = time.monotonic()
                 conn.close()
                 self.finished_metrics.session_opened()
                 return

@@ -101,3 +101,36 @@ def test_status_shows_each_worker_and_metrics_label_them() -> None:
     exposition = render_prometheus(Metrics(), {"s3dsi_sessions": 3.0}, labelled).decode()
     assert 's3dsi_worker_sessions{worker="1"} 1.0' in exposition
     assert 's3dsi_worker_cpu_seconds_total{worker="0"} 12.5' in exposition
+
+
+def test_the_parent_releases_connections_whose_end_it_was_not_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker's "closed" message that got lost must not hold a connection slot for ever: a connection
+    passed long ago that the worker's reports no longer list is released; a fresh one is not."""
+    from s3dsi.daemon import workers as workers_module  # noqa: PLC0415
+    from s3dsi.daemon.accounts import Account  # noqa: PLC0415
+    from s3dsi.daemon.configsource import ConfigSource  # noqa: PLC0415
+    from s3dsi.daemon.model import ProcessModel  # noqa: PLC0415
+    from s3dsi.daemon.runtime import Listeners  # noqa: PLC0415
+    from s3dsi.observability.transferlog import TransferLog  # noqa: PLC0415
+    from s3dsi.server.security import SecurityServices  # noqa: PLC0415
+
+    settings = Settings(connections_max_per_address=2)
+    pool = workers_module.WorkerPool(ConfigSource(), settings, count=2, model=ProcessModel.INVOKER,
+                                     runs_as=Account.current(), listeners=Listeners([]),
+                                     authenticator=None,  # type: ignore[arg-type]
+                                     transfer_log=TransferLog(None), security=SecurityServices(), helper=None,
+                                     metrics=False)
+    parent, child = workerwire.channel()
+    with parent, child:
+        worker = workers_module.Worker(0, 4242, parent)
+        pool.workers[worker.pid] = worker
+        for number in (1, 2):
+            assert pool.admission.admit("192.0.2.7") is None
+            worker.connections[number] = "192.0.2.7"
+            worker.passed[number] = 0.0 if number == 1 else 1e12  # 1: long ago; 2: just now
+        assert pool.admission.admit("192.0.2.7") is not None  # two held: the limit
+        pool._absorb(worker, {"report": {"open": []}})
+        assert list(worker.connections) == [2], "the old one released, the new one kept"
+        assert pool.admission.admit("192.0.2.7") is None
+        pool._absorb(worker, {"closed": 2})
+        assert worker.connections == {}
