@@ -78,6 +78,7 @@ class GilRun:
 class Results:
     runs: list[Concurrent] = field(default_factory=list)
     gil: list[GilRun] = field(default_factory=list)
+    stalled: list[str] = field(default_factory=list)
 
 
 def workers_of(pid: int) -> list[int]:
@@ -86,16 +87,28 @@ def workers_of(pid: int) -> list[int]:
     return procstats.children(pid) or [pid]
 
 
-def run_clients(argvs: list[list[str]], env: dict[str, str]) -> float:
-    """Start every client at once; the wall time until the last one ended."""
+class Stalled(Exception):
+    """The clients did not finish within the time limit (they were killed)."""
+
+
+def run_clients(argvs: list[list[str]], env: dict[str, str], limit: float = 300.0) -> float:
+    """Start every client at once; the wall time until the last one ended. Stalled (after killing
+    them, by PID) when they take longer than ``limit`` seconds."""
     t0 = time.perf_counter()
     procs = [subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
              for argv in argvs]
     failures = []
-    for proc in procs:
-        _, err = proc.communicate()
-        if proc.returncode != 0:
-            failures.append(err.decode(errors="replace")[-1500:])
+    try:
+        for proc in procs:
+            _, err = proc.communicate(timeout=max(1.0, limit - (time.perf_counter() - t0)))
+            if proc.returncode != 0:
+                failures.append(err.decode(errors="replace")[-1500:])
+    except subprocess.TimeoutExpired:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        raise Stalled from None
     wall = time.perf_counter() - t0
     if failures:
         raise SystemExit("a client failed:\n" + "\n---\n".join(failures))
@@ -103,7 +116,7 @@ def run_clients(argvs: list[list[str]], env: dict[str, str]) -> float:
 
 
 def concurrent(variant: Variant, direction: str, args: argparse.Namespace, src: Path, work: Path,
-               bucket: str, env: dict[str, str]) -> Concurrent:
+               bucket: str, env: dict[str, str]) -> Concurrent | None:
     assert variant.url is not None
     keys = [f"{variant.label.replace(' ', '')}-{n}" for n in range(args.sessions)]
     outs = [work / f"down-{n}.bin" for n in range(args.sessions)]
@@ -116,7 +129,12 @@ def concurrent(variant: Variant, direction: str, args: argparse.Namespace, src: 
     cpu0 = procstats.tree_cpu_seconds(variant.pid)
     each0 = [procstats.cpu_seconds(p) for p in pids]
     busy0 = procstats.machine_busy_seconds()
-    wall = run_clients(argvs, env)
+    try:
+        wall = run_clients(argvs, env, limit=args.limit)
+    except Stalled:
+        print(f"  {variant.label:<10} {direction:<4} STALLED: not done after {args.limit:.0f} s (killed)",
+              flush=True)
+        return None
     daemon_cpu = procstats.tree_cpu_seconds(variant.pid) - cpu0
     each = [procstats.cpu_seconds(p) - c for p, c in zip(pids, each0, strict=True)]
     nbytes = src.stat().st_size * args.sessions
@@ -152,7 +170,7 @@ def gil_run(variant: Variant, direction: str, args: argparse.Namespace, src: Pat
     argv = ["globus-url-copy", "-p", str(args.parallel),
             *((local, remote) if direction == "up" else (remote, local))]
     cpu0 = procstats.cpu_seconds(pid)
-    wall = run_clients([argv], env)
+    wall = run_clients([argv], env, limit=args.limit)
     cpu = procstats.cpu_seconds(pid) - cpu0
     spy_proc.send_signal(2)  # SIGINT: py-spy writes its file
     spy_proc.wait(60)
@@ -185,6 +203,8 @@ def report(results: Results, args: argparse.Namespace) -> None:
         print(f"{label:<10} {direction:<4} {statistics.median(speeds):7.0f} "
               f"{speeds[0]:5.0f}-{speeds[-1]:<5.0f} {per_gib:9.2f}  {shares:<24} "
               f"{statistics.median(r.others for r in group):13.2f}")
+    if results.stalled:
+        print(f"stalled (clients killed after --limit, not in the medians): {', '.join(results.stalled)}")
     for run in results.gil:
         gib = run.nbytes / GiB
         gil_per_gib, cpu_per_gib = run.gil_seconds / gib, run.cpu / gib
@@ -205,6 +225,8 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=4, help="globus-url-copy -p (default 4)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--gil-size", default="1G", help="file size of the GIL measurement (0: skip it)")
+    parser.add_argument("--limit", type=float, default=180.0,
+                        help="seconds the clients of one case may take before they count as stalled")
     parser.add_argument("--wait-idle", type=float, default=60.0,
                         help="seconds to wait for the machine to calm down before each round")
     args = parser.parse_args()
@@ -227,8 +249,12 @@ def main() -> None:
                 wait_for_quiet(args.wait_idle)
                 print(f"round {rnd + 1}/{args.repeat}", flush=True)
                 for variant in variants:
-                    results.runs.append(concurrent(variant, "up", args, src, work, gateway.bucket, env))
-                    results.runs.append(concurrent(variant, "down", args, src, work, gateway.bucket, env))
+                    for direction in ("up", "down"):
+                        run = concurrent(variant, direction, args, src, work, gateway.bucket, env)
+                        if run is None:
+                            results.stalled.append(f"{variant.label} {direction} round {rnd + 1}")
+                        else:
+                            results.runs.append(run)
             gil_size = parse_size(args.gil_size)
             if gil_size:
                 big = work / "gil.bin"

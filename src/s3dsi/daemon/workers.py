@@ -76,13 +76,16 @@ RECONCILE_AFTER = 10.0  # seconds after which a passed connection must show in i
 UNAVAILABLE = b"421 Service not available.\r\n"
 
 
+AUTO_PARTS = 4  # part buffers of part_size_min each that "auto" leaves every worker at least
+
+
 def worker_count(settings: Settings, cores: int | None = None) -> int:
-    """``workers``, or (auto) one per core, as many as the memory budget allows: each needs at least
-    twice part_size_min for its part buffers."""
+    """``workers``, or (auto) one per core, as many as the memory budget allows with ``AUTO_PARTS``
+    parts of ``part_size_min`` each (a configured ``workers`` needs only two: the loader checks)."""
     if settings.workers > 0:
         return settings.workers
     available = cores if cores is not None else (os.cpu_count() or 1)
-    return max(1, min(available, settings.memory_budget // (2 * settings.part_size_min)))
+    return max(1, min(available, settings.memory_budget // (AUTO_PARTS * settings.part_size_min)))
 
 
 @dataclass

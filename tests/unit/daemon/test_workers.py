@@ -21,10 +21,11 @@ from s3dsi.observability.metrics import Metrics, render_prometheus
 
 
 def test_auto_is_one_per_core_within_the_memory_budget() -> None:
-    settings = Settings(memory_budget=160 * MiB, part_size_min=16 * MiB)  # room for 5 workers
+    settings = Settings(memory_budget=640 * MiB, part_size_min=16 * MiB)  # 4 parts each: room for 10
     assert worker_count(settings, cores=2) == 2
-    assert worker_count(settings, cores=64) == 5
-    assert worker_count(Settings(memory_budget=32 * MiB, part_size_min=16 * MiB), cores=64) == 1
+    assert worker_count(settings, cores=64) == 10
+    assert worker_count(Settings(memory_budget=160 * MiB, part_size_min=16 * MiB), cores=64) == 2  # defaults
+    assert worker_count(Settings(memory_budget=48 * MiB, part_size_min=16 * MiB), cores=64) == 1
     assert worker_count(Settings(workers=3), cores=64) == 3  # as configured
 
 
