@@ -40,7 +40,13 @@ from tests.interop.fault_checks import (
 from tests.support.daemon import start_process_daemon
 from tests.support.faultproxy import FaultProxy
 from tests.support.ftp_client import Client, block
-from tests.support.interop_helpers import pending_uploads, recorded_parts, restart_records, wait_for
+from tests.support.interop_helpers import (
+    kill_tree,
+    pending_uploads,
+    recorded_parts,
+    restart_records,
+    wait_for,
+)
 from tests.support.moto_server import MotoS3
 from tests.support.programs import need
 from tests.support.s3dsi_env import PASSWORD, USER, MiB
@@ -212,8 +218,7 @@ def restarted(s3dsi: S3dsi) -> S3dsi:
 
 
 def kill_daemon(s3dsi: S3dsi) -> None:
-    s3dsi.daemon.process.kill()  # SIGKILL, by PID
-    s3dsi.daemon.process.wait(10)
+    kill_tree(s3dsi.daemon.process)  # SIGKILL of the daemon and its workers, by PID
 
 
 def test_daemon_killed_before_first_range_marker(fault_proxy: FaultProxy, moto_s3: MotoS3, bucket: str,

@@ -32,6 +32,7 @@ from tests.support.faultproxy import FaultProxy
 from tests.support.gridftp_server import GridFTPServer, gridftp_server, server_program
 from tests.support.guc_debug import commands, parse_debug
 from tests.support.interop_helpers import (
+    kill_tree,
     object_bytes,
     pending_uploads,
     recorded_parts,
@@ -74,8 +75,7 @@ def two_hosts(tmp_path: Path, proxy: FaultProxy, moto: MotoS3) -> Iterator[tuple
 
 
 def kill(host: S3dsi) -> None:
-    host.daemon.process.kill()  # SIGKILL, by PID
-    host.daemon.process.wait(10)
+    kill_tree(host.daemon.process)  # SIGKILL of the daemon and its workers, by PID
 
 
 def forget_host(host: S3dsi) -> None:

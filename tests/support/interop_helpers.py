@@ -9,6 +9,7 @@ import ftplib
 import http.client
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -181,6 +182,20 @@ def child_pids(pid: int) -> list[int]:
         with contextlib.suppress(OSError):
             out.extend(int(x) for x in (task / "children").read_text().split())
     return out
+
+
+def kill_tree(process: subprocess.Popen[str] | subprocess.Popen[bytes]) -> None:
+    """SIGKILL a daemon and every process it forked (workers, helpers), by PID, the forked ones first:
+    the daemon dies as a host does, nothing of it drains."""
+    pids, index = [process.pid], 0
+    while index < len(pids):
+        with contextlib.suppress(OSError):
+            pids.extend(child_pids(pids[index]))
+        index += 1
+    for pid in reversed(pids):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    process.wait(10)
 
 
 def reset_peak_rss(pid: int) -> bool:
