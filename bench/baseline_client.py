@@ -35,7 +35,7 @@ def baseline_client(direction: str, endpoint: str, bucket: str, key: str, path: 
     client = boto3.session.Session().client(
         "s3", endpoint_url=endpoint, region_name="us-east-1", config=speed,
         aws_access_key_id=os.environ["BENCH_ACCESS_KEY"],
-        aws_secret_access_key=os.environ["BENCH_SECRET_KEY"])
+        aws_secret_access_key=os.environ["BENCH_SECRET_KEY"], verify=os.environ.get("BENCH_CA_BUNDLE"))
     config = TransferConfig(multipart_threshold=BASELINE_PART, multipart_chunksize=BASELINE_PART,
                             max_concurrency=BASELINE_THREADS, io_chunksize=BASELINE_IO_CHUNK)
     client.head_bucket(Bucket=bucket)  # connection and credentials warm, as for a running daemon

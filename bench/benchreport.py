@@ -30,7 +30,10 @@ class Run:
 def summarize(runs: list[Run]) -> list[dict[str, Any]]:
     """Medians per case. The ratio is the median over rounds of the case's speed divided by the
     baseline's of the same direction in the same round (robust to load that drifts between rounds)."""
-    baseline = {(r.round, r.direction): r.mib_s for r in runs if r.case.startswith("direct")}
+    baseline: dict[tuple[int, str], float] = {}  # the best direct client of each round and direction
+    for r in runs:
+        if r.case.startswith("direct"):
+            baseline[(r.round, r.direction)] = max(r.mib_s, baseline.get((r.round, r.direction), 0.0))
     overall = {d: statistics.median(v for (_, dd), v in baseline.items() if dd == d)
                for d in {d for _, d in baseline}}
     rows: list[dict[str, Any]] = []

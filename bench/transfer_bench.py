@@ -51,7 +51,9 @@ import daemon_profile  # noqa: E402
 import procstats  # noqa: E402
 from benchfiles import GiB, MiB, file_digests, make_file, parse_size, same_bytes  # noqa: E402
 from benchreport import Run, print_table, summarize  # noqa: E402
+from clients import find_s5cmd  # noqa: E402
 from juicefs_gateway import Gateway, find_juicefs, start_gateway  # noqa: E402
+from tls_terminator import start_haproxy  # noqa: E402
 
 TEST_ONLY_S3_OPTIONS = ("part_size_min", "memory_budget")  # S3dsiConfig's small test values: not a site's
 
@@ -118,6 +120,9 @@ class Bench:
     work: Path
     runs: list[Run] = field(default_factory=list)
     round: int = 0
+    s5cmd_path: str | None = None
+    s5cmd_tls: list[str] = field(default_factory=list)
+    ca_file: str | None = None  # --https: the terminator's certificate
 
     def measure(self, case: str, direction: str, nbytes: int, action: Callable[[], ClientResult],
                 pid: int | None) -> Run:
@@ -157,6 +162,8 @@ class Bench:
     def baseline(self, direction: str, src: Path, key: str, dst: Path) -> Run:
         env = {**os.environ, "BENCH_ACCESS_KEY": self.gateway.access_key,
                "BENCH_SECRET_KEY": self.gateway.secret_key}
+        if self.ca_file:
+            env["BENCH_CA_BUNDLE"] = self.ca_file
         argv = [sys.executable, str(BENCH / "baseline_client.py"), direction, self.gateway.endpoint,
                 self.gateway.bucket, key, str(src if direction == "up" else dst)]
 
@@ -166,6 +173,19 @@ class Bench:
             return ClientResult(inner["wall"], inner["cpu"], outer.total_cpu, outer.out)
 
         return self.measure("direct s3transfer", direction, src.stat().st_size, action, None)
+
+    def s5cmd(self, direction: str, src: Path, key: str, dst: Path) -> Run:
+        """s5cmd cp with its defaults (5 parts of 50 MB in parallel): the other direct client."""
+        assert self.s5cmd_path is not None
+        endpoint = ["--endpoint-url", self.gateway.endpoint, *self.s5cmd_tls]
+        remote = f"s3://{self.gateway.bucket}/{key}"
+        paths = (str(src), remote) if direction == "up" else (remote, str(dst))
+        argv = [self.s5cmd_path, *endpoint, "cp", *paths]
+        env = {**os.environ, "AWS_ACCESS_KEY_ID": self.gateway.access_key,
+               "AWS_SECRET_ACCESS_KEY": self.gateway.secret_key, "AWS_REGION": "us-east-1"}
+        if self.ca_file:
+            env["SSL_CERT_FILE"] = self.ca_file
+        return self.measure("direct s5cmd", direction, src.stat().st_size, lambda: spawn(argv, env), None)
 
     def guc(self, variant: Variant, parallel: int, direction: str, src: Path, key: str, dst: Path, *,
             case: str = "") -> Run:
@@ -272,6 +292,11 @@ def run_cases(bench: Bench, args: argparse.Namespace) -> None:
             bench.baseline("down", src, "baseline", dst)
             bench.check_download(src, dst)
             bench.delete("baseline")
+            if bench.s5cmd_path is not None:
+                bench.s5cmd("up", src, "baseline-s5", dst)
+                bench.s5cmd("down", src, "baseline-s5", dst)
+                bench.check_download(src, dst)
+                bench.delete("baseline-s5")
         for p in parallel:
             for variant in variants:
                 key = f"{variant.label}-p{p}"
@@ -366,14 +391,26 @@ def run_bench(args: argparse.Namespace) -> None:
     work = Path(args.workdir) / f"s3dsi-bench-{os.getpid()}"
     work.mkdir(parents=True)
     gateway = start_gateway(work / "juicefs", juicefs)
+    terminator = None
     try:
+        if args.https:  # every S3 client goes through TLS, as against AWS
+            terminator = start_haproxy(work / "tls", gateway.endpoint)
+            gateway.endpoint = terminator.endpoint
+            for v in variants:
+                v.s3_options.setdefault("ca_bundle", str(terminator.ca_file))
         for i, variant in enumerate(variants):
             variant.start(gateway, work / f"s3dsi-{i}")
         s3 = boto3.session.Session().client(
             "s3", endpoint_url=gateway.endpoint, region_name="us-east-1",
             config=Config(s3={"addressing_style": "path"}), aws_access_key_id=gateway.access_key,
-            aws_secret_access_key=gateway.secret_key)
+            aws_secret_access_key=gateway.secret_key,
+            verify=str(terminator.ca_file) if terminator is not None else None)
         bench = Bench(args, gateway, variants, client_env(), s3, work)
+        bench.ca_file = str(terminator.ca_file) if terminator is not None else None
+        if terminator is not None:  # s5cmd (Go) does not take the self-signed root: TLS is what counts
+            bench.s5cmd_tls = ["--no-verify-ssl"]
+        if not args.no_baseline and not args.no_s5cmd:
+            bench.s5cmd_path = find_s5cmd(install=not args.no_install)
         daemons = ", ".join(f"{v.label}: s3dsi pid {v.pid}, idle RSS {procstats.rss_bytes(v.pid) // MiB} MiB"
                             for v in variants)
         print(f"juicefs gateway pid {gateway.pid} at {gateway.endpoint}; {daemons}", flush=True)
@@ -387,6 +424,8 @@ def run_bench(args: argparse.Namespace) -> None:
         for variant in variants:
             if variant.daemon is not None:
                 variant.daemon.stop()
+        if terminator is not None:
+            terminator.stop()
         gateway.stop()
         shutil.rmtree(work, ignore_errors=True)
 
@@ -397,7 +436,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--big", default="4G", help="file size of the memory case; 0 skips it (default 4G)")
     parser.add_argument("--repeat", type=int, default=3, help="rounds of every timed case (default 3)")
     parser.add_argument("--parallel", default="1,4,8", help="globus-url-copy -p values; 0 = stream mode")
-    parser.add_argument("--no-baseline", action="store_true", help="skip the direct s3transfer cases")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the direct client cases")
+    parser.add_argument("--no-s5cmd", action="store_true", help="no s5cmd among the direct clients")
+    parser.add_argument("--https", action="store_true",
+                        help="S3 over HTTPS: haproxy terminating TLS in front of the gateway")
     parser.add_argument("--wait-idle", type=float, default=120.0,
                         help="before each round wait up to this many seconds for an idle machine (0: never)")
     parser.add_argument("--no-cksm", action="store_true", help="skip the CKSM timings")

@@ -145,10 +145,12 @@ class ProcessDaemon:
 
 
 def start_process_daemon(args: list[str], *, log_path: Path, env: Mapping[str, str] | None = None,
-                         timeout: float = 30.0, prefix: Sequence[str] = ()) -> ProcessDaemon:
+                         timeout: float = 30.0, prefix: Sequence[str] = (),
+                         drop_env: Sequence[str] = ()) -> ProcessDaemon:
     """``s3dsi serve ARGS -p 0``; waits for the ``listening on HOST:PORT`` line. ``prefix``: a command
-    that runs the daemon by ``exec`` (so that the process started is the daemon), e.g. ``unshare``."""
-    full_env = dict(os.environ)
+    that runs the daemon by ``exec`` (so that the process started is the daemon), e.g. ``unshare``.
+    ``drop_env``: prefixes of inherited environment variables the daemon must not see (``AWS_``)."""
+    full_env = {k: v for k, v in os.environ.items() if not (drop_env and k.startswith(tuple(drop_env)))}
     full_env.update(env or {})
     log = open(log_path, "w")  # noqa: SIM115
     proc = subprocess.Popen([*prefix, sys.executable, "-m", "s3dsi", "serve", *args], stdout=subprocess.PIPE,

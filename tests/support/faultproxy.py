@@ -21,7 +21,12 @@ optionally an object key, and an action:
 A rule's ``key`` names one object key exactly; ``key_prefix`` every key that starts with it.
 
 A rule lets ``skip`` matching requests through first, then acts on the next ``times`` of them (None:
-on every one, a persistent fault). Every request is counted per operation, and every fault applied.
+on every one, a persistent fault); with ``header`` it matches only requests that carry that header (a
+store that refuses a header it does not implement). Every request is counted per operation, and every
+fault applied; for each operation the proxy also counts the requests carrying each of a few headers
+(``WATCHED_HEADERS``: Requester Pays, conditional writes, checksums, ACL, encryption...) and the access
+key ids requests were signed with (from ``Authorization``), so tests can see what went over the wire.
+STS requests (``POST /``) count as ``STS``.
 
 Run as a script (only the standard library is used): ``python faultproxy.py --upstream URL``; it
 prints one JSON line ``{"proxy": PORT, "control": PORT}`` once both ports listen, and runs until
@@ -56,11 +61,18 @@ HEAD_LIMIT = 64 * 1024
 RECV_SIZE = 256 * 1024
 EXPECT_WAIT = 5.0
 DRAIN_WAIT = 2.0  # how long a 100-continue request may wait for the upstream's interim answer
-REASONS = {500: "Internal Server Error", 503: "Service Unavailable", 403: "Forbidden", 400: "Bad Request"}
+REASONS = {500: "Internal Server Error", 503: "Service Unavailable", 403: "Forbidden", 400: "Bad Request",
+           501: "Not Implemented"}
+WATCHED_HEADERS = ("x-amz-request-payer", "if-none-match", "if-match", "x-amz-acl",
+                   "x-amz-server-side-encryption", "x-amz-server-side-encryption-aws-kms-key-id",
+                   "x-amz-storage-class", "x-amz-checksum-type", "x-amz-checksum-crc32c",
+                   "x-amz-checksum-algorithm", "x-amz-sdk-checksum-algorithm", "x-amz-checksum-mode",
+                   "x-amz-security-token")
 ERROR_CODES = {500: ("InternalError", "We encountered an internal error. Please try again."),
                503: ("SlowDown", "Please reduce your request rate."),
                403: ("AccessDenied", "Access Denied"),
-               400: ("InvalidRequest", "Invalid Request")}
+               400: ("InvalidRequest", "Invalid Request"),
+               501: ("NotImplemented", "A header you provided implies functionality that is not implemented")}
 
 
 # -- what a request is ------------------------------------------------------------------------------
@@ -110,7 +122,7 @@ def classify(method: str, target: str, headers: Mapping[str, str]) -> str:
     bucket, _, key = path.partition("/")
     copy = "x-amz-copy-source" in headers
     if not bucket:
-        return "ListBuckets"
+        return "ListBuckets" if method == "GET" else "STS"
     if method == "PUT":
         if "partNumber" in query and "uploadId" in query:
             return "UploadPartCopy" if copy else "UploadPart"
@@ -167,6 +179,7 @@ class Rule:
     after_bytes: int = 0  # reset: body bytes forwarded first
     where: str = "request"  # reset: "request" (body sent to S3) or "response" (body sent back)
     seconds: float = 0.0  # delay: how long S3's answer is held
+    header: str | None = None  # only requests carrying this header (any value)
     id: int = 0
     applied: int = 0
 
@@ -188,6 +201,8 @@ class RuleBook:
         self._next_id = 1
         self.requests: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
+        self.headers: dict[str, Counter[str]] = {}  # operation -> watched header -> requests carrying it
+        self.signers: dict[str, Counter[str]] = {}  # operation -> access key id -> requests
 
     def add(self, rule: Rule) -> Rule:
         rule.validate()
@@ -203,15 +218,28 @@ class RuleBook:
             if counts:
                 self.requests.clear()
                 self.faults.clear()
+                self.headers.clear()
+                self.signers.clear()
 
-    def match(self, op: str, key: str) -> Rule | None:
-        """Count the request; the rule that acts on it, if any (its budget is taken at once)."""
+    def match(self, op: str, key: str, headers: Mapping[str, str] | None = None) -> Rule | None:
+        """Count the request; the rule that acts on it, if any (its budget is taken at once).
+        ``headers``: the request's, with lower-case names."""
+        headers = headers or {}
         with self._lock:
             self.requests[op] += 1
+            seen = self.headers.setdefault(op, Counter())
+            for name in WATCHED_HEADERS:
+                if name in headers:
+                    seen[name] += 1
+            signer = headers.get("authorization", "").partition("Credential=")[2].partition("/")[0]
+            if signer:
+                self.signers.setdefault(op, Counter())[signer] += 1
             for rule in self._rules:
                 if rule.op != op or (rule.key is not None and rule.key != key):
                     continue
                 if rule.key_prefix is not None and not key.startswith(rule.key_prefix):
+                    continue
+                if rule.header is not None and rule.header.lower() not in headers:
                     continue
                 if rule.skip > 0:
                     rule.skip -= 1
@@ -228,6 +256,8 @@ class RuleBook:
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {"requests": dict(self.requests), "faults": dict(self.faults),
+                    "headers": {op: dict(c) for op, c in self.headers.items()},
+                    "signers": {op: dict(c) for op, c in self.signers.items()},
                     "rules": [asdict(r) for r in self._rules]}
 
 
@@ -472,7 +502,7 @@ class ProxyConnection:
         lowered = {k.lower(): v for k, v in headers}
         op = classify(method, target, lowered)
         _, key = head.bucket_and_key
-        rule = self.rules.match(op, key)
+        rule = self.rules.match(op, key, lowered)
         self.note(f"{method} {target} {op}" + (f" -> {rule.action} #{rule.id}" if rule else ""))
         keep = version == "HTTP/1.1" and "close" not in lowered.get("connection", "").lower()
         if rule is not None and rule.action == "error":
@@ -709,10 +739,12 @@ class FaultProxy:
             return json.loads(response.read())
 
     def fail(self, op: str, status: int = 500, *, times: int | None = None, skip: int = 0,
-             key: str | None = None, code: str | None = None, key_prefix: str | None = None) -> int:
-        """Answer ``status`` to ``op`` (every time, or the next ``times`` after ``skip``)."""
+             key: str | None = None, code: str | None = None, message: str | None = None,
+             header: str | None = None, key_prefix: str | None = None) -> int:
+        """Answer ``status`` to ``op`` (every time, or the next ``times`` after ``skip``); with ``header``
+        only to requests carrying that header."""
         rule = {"op": op, "action": "error", "status": status, "times": times, "skip": skip, "key": key,
-                "code": code, "key_prefix": key_prefix}
+                "code": code, "message": message, "header": header, "key_prefix": key_prefix}
         return int(self._call("POST", "/rules", rule)["id"])
 
     def delay(self, op: str, seconds: float, *, times: int | None = None, skip: int = 0,
@@ -741,6 +773,19 @@ class FaultProxy:
 
     def faults(self, op: str) -> int:
         return int(self.state()["faults"].get(op, 0))
+
+    def headers(self, op: str) -> dict[str, int]:
+        """Watched header -> how many ``op`` requests carried it."""
+        return dict(self.state()["headers"].get(op, {}))
+
+    def signers(self, op: str | None = None) -> dict[str, int]:
+        """Access key id -> requests signed with it (of ``op``, or of every operation)."""
+        state = self.state()["signers"]
+        total: Counter[str] = Counter()
+        for name, counts in state.items():
+            if op is None or name == op:
+                total.update(counts)
+        return dict(total)
 
     def stop(self) -> None:
         if self.process.poll() is None:

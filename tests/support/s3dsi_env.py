@@ -26,6 +26,8 @@ class S3dsiConfig:
     gridftp_options: dict[str, str] = field(default_factory=dict)
     s3_options: dict[str, str] = field(default_factory=dict)
     users: dict[str, str] = field(default_factory=lambda: {USER: PASSWORD})
+    # a user's map line after the name ("KEY;SECRET;role_arn=...", ";;source=default"); default: the keys
+    map_lines: dict[str, str] = field(default_factory=dict)
 
     @property
     def conf_dir(self) -> Path:
@@ -52,10 +54,7 @@ class S3dsiConfig:
         options.update(self.gridftp_options)
         (self.conf_dir / "gridftp-s3").write_text(
             "".join(f'{k} "{v}"\n' for k, v in options.items()))
-        self.map_file.parent.mkdir(parents=True, exist_ok=True)
-        self.map_file.parent.chmod(0o700)
-        self.map_file.write_text("".join(f"{u};{self.access_key};{self.secret_key}\n" for u in self.users))
-        self.map_file.chmod(0o600)
+        self.write_map()
         s3 = {"host_name": self.endpoint, "s3_map_filename": str(self.map_file), "region": "us-east-1",
               "addressing_style": "path", "part_size_min": "5M", "memory_budget": "64M",
               "state_dir": str(self.root / "state")}
@@ -63,12 +62,26 @@ class S3dsiConfig:
         self.s3_conf.write_text("".join(f"{k} = {v}\n" for k, v in s3.items()))
         return self
 
+    def write_map(self, lines: dict[str, str] | None = None) -> None:
+        """(Re)write the credential map (the daemon reads it at every login)."""
+        if lines is not None:
+            self.map_lines = dict(lines)
+        self.map_file.parent.mkdir(parents=True, exist_ok=True)
+        self.map_file.parent.chmod(0o700)
+        text = "".join(f"{u};{self.map_lines.get(u, f'{self.access_key};{self.secret_key}')}\n"
+                       for u in self.users)
+        tmp = self.map_file.with_suffix(".new")
+        tmp.write_text(text)
+        tmp.chmod(0o600)
+        tmp.rename(self.map_file)
+
     def serve_args(self) -> list[str]:
         return ["-c", "/dev/null", "-C", str(self.conf_dir), "--s3-conf", str(self.s3_conf), "-p", "0"]
 
-    def start(self, env: Mapping[str, str] | None = None, prefix: Sequence[str] = ()) -> ProcessDaemon:
+    def start(self, env: Mapping[str, str] | None = None, prefix: Sequence[str] = (),
+              drop_env: Sequence[str] = ()) -> ProcessDaemon:
         return start_process_daemon(self.serve_args(), log_path=self.root / "daemon.log", env=env,
-                                    prefix=prefix)
+                                    prefix=prefix, drop_env=drop_env)
 
 
 def ftp_url(daemon: ProcessDaemon, path: str, user: str = USER, password: str = PASSWORD) -> str:

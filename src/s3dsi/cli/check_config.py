@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from s3dsi.cli.lifecycle import check_lifecycle
-from s3dsi.cli.probe import bucket_region, mapped_credentials
+from s3dsi.cli.probe import bucket_region, first_mapped_user, user_clients
 from s3dsi.config.arguments import add_config_arguments, settings_from_args
 from s3dsi.config.errors import ConfigError
 from s3dsi.config.loader import BOOKKEEPING_FIELDS, is_per_user_path
+from s3dsi.config.s3policy import PolicyError, narrow, site_policy
 from s3dsi.config.settings import Settings
 from s3dsi.config.values import format_size
 from s3dsi.daemon.accounts import Account, AccountError
@@ -29,11 +30,11 @@ from s3dsi.identity.usermap import MapError, UserMap
 from s3dsi.observability.levels import parse_s3_debug
 from s3dsi.observability.logging import REDACTED, is_secret_name, redact_text
 from s3dsi.protocol.disabled import list_warnings
+from s3dsi.protocol.errors import DsiError
 from s3dsi.security.credentials import CredentialError
 from s3dsi.security.gridmap import GridMap, GridMapError
 from s3dsi.security.trust import TrustStore
 from s3dsi.server.security import SecurityServices
-from s3dsi.storage.s3clients import ClientPool, S3Config, S3Credentials
 
 _SIZE_FIELDS = frozenset({"part_size_min", "part_size_max", "memory_budget"})
 
@@ -129,6 +130,11 @@ def _check_map(settings: Settings, found: Findings) -> UserMap | None:
         found.errors.append(str(exc))
         return None
     found.notes.append(f"credential map {path}: {len(usermap)} user(s)")
+    for entry in usermap:  # a line whose policy widens the site's cannot log in
+        try:
+            narrow(site_policy(settings, entry.user), entry.options.policy)
+        except PolicyError as exc:
+            found.errors.append(f"{path}: {entry.user}: the line goes beyond the site's S3 policy: {exc}")
     if settings.allow_anonymous and settings.anonymous_user not in usermap:
         found.warnings.append(f"{settings.sources['anonymous_user']}: anonymous_user "
                               f"{settings.anonymous_user!r} has no entry in {path}")
@@ -270,17 +276,16 @@ def check_lifecycles(settings: Settings, buckets: list[str], user: str | None, f
     """Each bucket's AbortIncompleteMultipartUpload rule, asked with a mapped user's credentials: a note
     when one covers every key, a warning otherwise (the daemon still starts)."""
     try:
-        entry, _ = mapped_credentials(settings, user)
+        client_for, config = user_clients(settings, user or first_mapped_user(settings))
     except (MapError, AccountError, OSError) as err:
         found.warnings.append(f"lifecycle rules not checked: {err}")
         return
-    config = dataclasses.replace(S3Config.from_settings(settings), max_attempts=2, connect_timeout=5.0,
-                                 read_timeout=30.0)
-    pool = ClientPool(config)
-    credentials = S3Credentials(entry.access_key_id, entry.secret_access_key)
+    except DsiError as err:  # credentials that cannot be obtained, a line beyond the site's policy
+        found.warnings.append(f"lifecycle rules not checked: {err.text}")
+        return
     for bucket in buckets:
-        region = bucket_region(pool.client(credentials, config.region), bucket, config.region)
-        finding = check_lifecycle(pool.client(credentials, region), bucket)
+        region = bucket_region(client_for(config.region), bucket, config.region)
+        finding = check_lifecycle(client_for(region), bucket)
         (found.notes if finding.state == "rule" else found.warnings).append(finding.describe(bucket))
 
 

@@ -362,6 +362,7 @@ def _validate(draft: _Draft) -> None:
         draft.warnings.append(f"{draft.sources['connections_max_per_address']}: connections_max_per_address "
                               "0 refuses every client (-1 lifts the limit)")
     _check_access_lists(draft)
+    _validate_policy(draft)
 
 
 def _check_access_lists(draft: _Draft) -> None:
@@ -371,6 +372,26 @@ def _check_access_lists(draft: _Draft) -> None:
             draft.warnings.append(f"{draft.sources['allow_from']}: allow_from {entry!r} is a prefix, as in "
                                   f"globus-gridftp-server: it also lets in the addresses that start with it "
                                   f"({entry}0, {entry}23, ...); write {entry}/32 for that address alone")
+
+
+def _validate_policy(draft: _Draft) -> None:
+    """The site's S3 policy (root, buckets, sse...) must hold together; see config/s3policy.py."""
+    val = draft.values
+    root = typing.cast("str | None", val["root"])
+    buckets = typing.cast("tuple[str, ...] | None", val["buckets"])
+    if root is not None and buckets is not None and "$" not in root:
+        bucket = root.strip("/").split("/", 1)[0]
+        if bucket not in buckets:
+            raise _fail(draft, "root", f"{root} is not in buckets {':'.join(buckets)} "
+                                       f"({draft.sources['buckets']})")
+    if val["sse_kms_key_id"] is not None and val["sse"] != "aws:kms":
+        raise _fail(draft, "sse_kms_key_id", "needs sse = aws:kms")
+    if typing.cast(int, val["credential_refresh"]) < 1:
+        raise _fail(draft, "credential_refresh", "expected at least 1 second")
+    if not val["conditional_writes"]:  # said at start-up: any map line may ask for append_only
+        draft.warnings.append(f"{draft.sources['conditional_writes']}: conditional_writes no: append_only "
+                              "and overwrite=if-unchanged (site or map line) are checked with HeadObject "
+                              "just before each commit, so two writers racing can still both succeed")
 
 
 def _validate_parts(draft: _Draft) -> None:

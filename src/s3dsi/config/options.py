@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from s3dsi.config import s3policy
 from s3dsi.config import values as v
 from s3dsi.observability.levels import parse_s3_debug
 
@@ -142,6 +143,46 @@ GRIDFTP_OPTIONS: dict[str, OptionSpec] = {
 # ``hostname`` sets both interfaces unless they are set themselves (handled by the loader).
 HOSTNAME_OPTION = "hostname"
 
+# -- credentials and S3 policy (site defaults; config/s3policy.py has the rules) -----------------------
+def _policy(key: str, to_setting: Callable[[object], object] | None = None) -> Callable[[str], object]:
+    def parse(text: str) -> object:
+        try:
+            value = s3policy.parse_value(key, text)
+        except s3policy.PolicyError as exc:
+            raise ValueError(str(exc)) from None
+        return to_setting(value) if to_setting is not None else value
+
+    return parse
+
+
+def _site_root(text: str) -> str:
+    """A root, checked with ``$USER`` standing for a user name; kept as text (expanded per session)."""
+    try:
+        s3policy.parse_root(s3policy.expand_root(text, "user"))
+    except s3policy.PolicyError as exc:
+        raise ValueError(str(exc)) from None
+    return text.strip().rstrip("/") or "/"
+
+
+def _sts_endpoint(text: str) -> str | None:
+    return v.parse_endpoint_url(text) if text.strip() else None
+
+
+CREDENTIAL_POLICY_OPTIONS: dict[str, OptionSpec] = {
+    "root": OptionSpec("root", _optional(_site_root)),
+    "buckets": OptionSpec("buckets", _optional(_policy("buckets"))),
+    "append_only": OptionSpec("append_only", v.parse_bool),
+    "overwrite": OptionSpec("overwrite", _policy("overwrite")),
+    "requester_pays": OptionSpec("requester_pays", _policy("requester_pays")),
+    "sse": OptionSpec("sse", _optional(_policy("sse"))),
+    "sse_kms_key_id": OptionSpec("sse_kms_key_id", _optional(_policy("sse_kms_key_id"))),
+    "object_acl": OptionSpec("object_acl", _optional(_policy("object_acl"))),
+    "sts_endpoint": OptionSpec("sts_endpoint", _sts_endpoint),
+    "credential_refresh": OptionSpec("credential_refresh", v.parse_duration),
+    "conditional_writes": OptionSpec("conditional_writes", v.parse_bool),
+    "full_object_checksums": OptionSpec("full_object_checksums", v.parse_bool),
+}
+
 S3_OPTIONS: dict[str, OptionSpec] = {
     "host_name": OptionSpec("host_name", v.parse_endpoint_url),
     "s3_map_filename": OptionSpec("s3_map_filename", v.parse_text),
@@ -163,6 +204,7 @@ S3_OPTIONS: dict[str, OptionSpec] = {
     "metrics_listen": OptionSpec("metrics_listen", _optional(v.parse_listen)),
     "admin_socket": OptionSpec("admin_socket", _path),
     "log_format": OptionSpec("log_format", v.parse_log_format),
+    **CREDENTIAL_POLICY_OPTIONS,
 }
 
 # Parser per Settings field, for command-line overrides given as text.

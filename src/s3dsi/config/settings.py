@@ -98,6 +98,20 @@ class Settings:
     metrics_listen: str | None = None  # "127.0.0.1:9102" enables the Prometheus endpoint
     admin_socket: str | None = None  # `s3dsi status` socket; None: a default under state_dir
     log_format: Literal["kv", "json"] = "kv"
+    # ---- credentials and S3 policy (S3 conf; config/s3policy.py). Site defaults: a map line's fourth
+    # field may only narrow them. storage_class above belongs to this policy too. ----------------------
+    root: str | None = None  # virtual root /bucket[/prefix] of every user ($USER: the local user name)
+    buckets: tuple[str, ...] | None = None  # the only buckets reachable (and shown in /); None: all
+    append_only: bool = False  # new objects only: no overwrite, DELE, RMD, RNFR
+    overwrite: str = "always"  # "if-unchanged": replace only the object seen when the upload began
+    requester_pays: tuple[str, ...] = ()  # buckets whose requests carry RequestPayer; ("*",): all
+    sse: str | None = None  # AES256 or aws:kms for every new object
+    sse_kms_key_id: str | None = None  # the KMS key of sse=aws:kms; None: the account's aws/s3 key
+    object_acl: str | None = None  # canned ACL of new objects; None: bucket-owner-full-control abroad
+    sts_endpoint: str | None = None  # STS for role_arn; None: host_name of non-AWS stores, else AWS STS
+    credential_refresh: int = 300  # seconds between look-ups of source=default credentials
+    conditional_writes: bool = True  # the store honours If-None-Match/If-Match on writes
+    full_object_checksums: bool = True  # ask S3 for a FULL_OBJECT CRC32C of multipart uploads
     # ---- bookkeeping -----------------------------------------------------------------------------
     environment: Mapping[str, str] = field(default_factory=dict)  # `$NAME value` lines applied
     sources: Mapping[str, str] = field(default_factory=dict)  # field name -> origin

@@ -12,7 +12,7 @@ from s3dsi.config.settings import Settings
 from s3dsi.daemon.accounts import Account, AccountError, PrivilegeError, drop_privileges
 from s3dsi.observability.logging import get_logger
 from s3dsi.protocol.errors import PermissionDenied
-from s3dsi.server.backends import mapped_credentials
+from s3dsi.server.backends import mapped_credentials, user_backend
 from s3dsi.storage.backend import Backend
 from s3dsi.storage.s3 import S3BackendFactory
 
@@ -75,7 +75,7 @@ class SessionUserBackends:
             if self._factory is None:
                 self._factory = self._make_factory()
             factory = self._factory
-        return factory.for_credentials(entry.access_key_id, entry.secret_access_key)
+        return user_backend(factory, self.settings, entry, local_user)
 
     def _become(self, local_user: str) -> Account:
         with self._lock:

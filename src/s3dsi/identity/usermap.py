@@ -1,9 +1,16 @@
-"""The S3 credential map (``~/.globus/s3``): ``localuser;ACCESS_KEY_ID;SECRET_ACCESS_KEY[;EXTRA]`` lines.
+"""The S3 credential map (``~/.globus/s3``): ``localuser;ACCESS_KEY_ID;SECRET_ACCESS_KEY[;OPTIONS]`` lines.
 
-Format as the original connector's, plus an optional fourth field (``extra``) kept for role-based
-credentials (e.g. a role ARN). Blank lines and ``#`` comments are allowed; white space around lines and
-fields is ignored; CRLF and a BOM are tolerated. Errors name the line, never its content: the line
-holds a secret. Every secret loaded is registered with the log redactor.
+Format as the original connector's, plus an optional fourth field: a comma-separated ``key=value`` list
+(``identity/mapoptions.py`` names the keys). Credential keys say where the session's S3 credentials
+come from (``role_arn`` with ``external_id``, ``session_name``, ``duration``: an AssumeRole with the
+line's keys or with ``source``'s; ``source=default``: botocore's chain, ``profile=``); policy keys
+narrow the site's S3 policy (``root``, ``buckets``, ``append_only``...). The key fields may be empty
+only when ``source`` says where the credentials come from. A fourth field that is a bare role ARN is
+taken as ``role_arn=ARN`` (the meaning it was reserved for).
+
+Blank lines and ``#`` comments are allowed; white space around lines and fields is ignored; CRLF and a
+BOM are tolerated. Errors name the line and the key, never a value: the line holds a secret. Every
+secret loaded is registered with the log redactor.
 """
 
 from __future__ import annotations
@@ -12,9 +19,10 @@ import os
 import types
 import unicodedata
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from s3dsi.config.textfile import TextFileError, split_lines
+from s3dsi.identity.mapoptions import MapOptions, OptionError, parse_options
 from s3dsi.identity.securefile import FilePolicy, InsecureFileError, read_checked, write_secure_file
 from s3dsi.observability.logging import REDACTED, register_secret
 
@@ -31,13 +39,18 @@ class MapEntry:
     user: str
     access_key_id: str
     secret_access_key: str
-    extra: str | None = None
+    extra: str | None = None  # the fourth field as written
+    options: MapOptions = field(default_factory=MapOptions, compare=False)  # the fourth field, parsed
 
     def __repr__(self) -> str:
         return (f"MapEntry(user={self.user!r}, access_key_id={self.access_key_id!r}, "
                 f"secret_access_key={REDACTED!r}, extra={self.extra!r})")
 
     __str__ = __repr__
+
+    @property
+    def has_keys(self) -> bool:
+        return bool(self.access_key_id)
 
     def render(self) -> str:
         fields = [self.user, self.access_key_id, self.secret_access_key]
@@ -50,20 +63,38 @@ def _bad_characters(value: str) -> bool:
     return any(c.isspace() or c == ";" or unicodedata.category(c).startswith("C") for c in value)
 
 
+def _check_field(label: str, value: str) -> None:
+    if len(value) > MAX_FIELD:
+        raise MapError(f"{label} is longer than {MAX_FIELD} characters")
+    if _bad_characters(value):
+        raise MapError(f"{label} contains white space, ';' or control characters")
+
+
 def check_entry(user: str, access_key_id: str, secret_access_key: str, extra: str | None = None) -> MapEntry:
-    """A validated entry; MapError (never quoting a value) if a field is empty or holds bad characters."""
-    checks = (("user name", user), ("access key id", access_key_id),
-              ("secret access key", secret_access_key), ("fourth field", extra or "x"))
-    for label, value in checks:
-        if not value:
-            raise MapError(f"empty {label}")
-        if len(value) > MAX_FIELD:
-            raise MapError(f"{label} is longer than {MAX_FIELD} characters")
-        if _bad_characters(value):
-            raise MapError(f"{label} contains white space, ';' or control characters")
+    """A validated entry; MapError (never quoting a value) if a field is empty or holds bad characters,
+    or the fourth field is not a valid option list."""
+    if not user:
+        raise MapError("empty user name")
+    _check_field("user name", user)
     if user.startswith("#"):
         raise MapError("user name starts with '#'")
-    return MapEntry(user, access_key_id, secret_access_key, extra or None)
+    if extra is not None and extra != "":
+        _check_field("fourth field", extra)
+    try:
+        options = parse_options(extra or "")
+    except OptionError as exc:
+        raise MapError(f"fourth field: {exc}") from None
+    if options.source is None:
+        for label, value in (("access key id", access_key_id), ("secret access key", secret_access_key)):
+            if not value:
+                raise MapError(f"empty {label} (the key fields may be empty only with source=default in "
+                               "the fourth field)")
+    elif access_key_id or secret_access_key:
+        raise MapError(f"source={options.source} takes the credentials from the daemon's environment: "
+                       "leave the access key id and secret fields empty")
+    for label, value in (("access key id", access_key_id), ("secret access key", secret_access_key)):
+        _check_field(label, value)
+    return MapEntry(user, access_key_id, secret_access_key, extra or None, options)
 
 
 def _parse_line(text: str) -> MapEntry | None:
@@ -111,7 +142,7 @@ class UserMap:
             entries[entry.user] = entry
             first_line[entry.user] = number
         for entry in entries.values():
-            register_secret(entry.secret_access_key)
+            register_secret(entry.secret_access_key)  # an empty one (source=default) is ignored
         return cls(types.MappingProxyType(entries), source)
 
     @classmethod

@@ -61,6 +61,12 @@ _KEY_VALUE_RE = re.compile(rf"(?<![\w./-])(?P<key>[\w.-]*(?:{_SECRET_WORDS})[\w.
                            r"(?P<value>'[^']*'|\"[^\"]*\"|[^\s,;&'\"}\])]+)", re.IGNORECASE)
 
 
+# XML elements named like secrets: STS answers (``<SecretAccessKey>``, ``<SessionToken>``), which
+# botocore prints at DEBUG before s3dsi has seen, let alone registered, the values inside
+_XML_RE = re.compile(rf"<(?P<key>[\w.:-]*(?:{_SECRET_WORDS})[\w.:-]*)(?P<attrs>\s[^>]*)?>(?P<value>[^<]*)"
+                     r"</(?P=key)>", re.IGNORECASE)
+
+
 def is_secret_name(name: str) -> bool:
     """Whether a field or header name marks its value as secret (``*_file``/``*_path`` names do not)."""
     lowered = name.lower()
@@ -125,6 +131,8 @@ def redact_text(text: str) -> str:
     if pattern is not None:
         text = pattern.sub(REDACTED, text)
     text = _AUTH_RE.sub(_mask_value, text)
+    text = _XML_RE.sub(lambda m: f"<{m.group('key')}{m.group('attrs') or ''}>{REDACTED}</{m.group('key')}>",
+                       text)
     return _KEY_VALUE_RE.sub(_mask_value, text)
 
 
@@ -225,7 +233,9 @@ def _renderer(log_format: str) -> Any:
 
 def _configure_structlog(final: list[Any]) -> None:
     structlog.configure(
-        processors=[*_SHARED_PROCESSORS, redact_event, *final],
+        # dropped first when the level is off: a debug call then costs a level check, not a rendered,
+        # timestamped and redacted event that stdlib logging throws away
+        processors=[structlog.stdlib.filter_by_level, *_SHARED_PROCESSORS, redact_event, *final],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,

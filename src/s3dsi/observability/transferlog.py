@@ -17,6 +17,7 @@ name so that existing log tooling keeps working.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import socket
@@ -160,6 +161,8 @@ class TransferLog:
         return self._fd
 
     def __call__(self, record: TransferRecord) -> None:
+        if self._fd is None and not self._log.isEnabledFor(logging.INFO):
+            return  # nobody reads it: do not format a line per transfer for nothing
         line = redact_text(format_transfer_stats(record, self.host))
         with self._lock:
             if self._fd is not None:

@@ -61,6 +61,14 @@ class PermissionDenied(DsiError):
     default_text = "Permission denied"
 
 
+class CredentialsUnavailable(PermissionDenied):
+    """The session's S3 credentials could not be obtained: STS refused AssumeRole, botocore's chain found
+    nothing, a refresh failed. The text is the reason, for the user as much as for the log (never a
+    token or key); a login that hits it is answered 530 with that reason."""
+
+    default_text = "S3 credentials are unavailable"
+
+
 class PathExists(DsiError):
     code = 553
     globus_type = "PATH_EXISTS"

@@ -65,6 +65,19 @@ class _Context:
     def complete(self) -> bool:
         return self.state == "complete"
 
+    def step(self, token: bytes | None = None) -> bytes:
+        """Consume one input token (the initiator's first step has none), return the output token
+        (possibly empty). GssError on failure."""
+        try:
+            return self._step(token)
+        except GssError:
+            raise
+        except SecurityContextError as err:
+            raise GssError(str(err)) from None
+
+    def _step(self, token: bytes | None) -> bytes:
+        raise NotImplementedError
+
     def _check_peer(self) -> PeerIdentity:
         self.peer_sent = tuple(self._tls.peer_chain())
         self.peer = _verified(self._verify, self.peer_sent)
@@ -96,16 +109,9 @@ class GssAcceptor(_Context):
         self.delegated: DelegatedCredential | None = None
         self._key: rsa.RSAPrivateKey | None = None
 
-    def step(self, token: bytes) -> bytes:
-        """Consume one input token, return the output token (possibly empty). GssError on failure."""
-        try:
-            return self._step(token)
-        except GssError:
-            raise
-        except SecurityContextError as err:
-            raise GssError(str(err)) from None
-
-    def _step(self, token: bytes) -> bytes:
+    def _step(self, token: bytes | None) -> bytes:
+        if token is None:
+            raise GssError("the acceptor speaks second: it needs the initiator's token")
         if self.complete:
             raise GssError("the security context is already established")
         self._tls.feed(token)
@@ -178,14 +184,6 @@ class GssInitiator(_Context):
         super().__init__(TlsEngine(context, server_side=False, server_hostname=server_hostname), verify)
         self._delegate = delegate
         self._limited = limited
-
-    def step(self, token: bytes | None = None) -> bytes:
-        try:
-            return self._step(token)
-        except GssError:
-            raise
-        except SecurityContextError as err:
-            raise GssError(str(err)) from None
 
     def _step(self, token: bytes | None) -> bytes:
         if self.complete:

@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from s3dsi.config.settings import Settings
+from s3dsi.protocol.addresses import canonical_ip
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPV6_BLOCK = 64
@@ -34,20 +35,9 @@ TOO_MANY = b"421 Service not available: too many connections.\r\n"
 TOO_MANY_FROM_YOU = b"421 Service not available: too many connections from your address.\r\n"
 
 
-def canonical_address(host: str) -> IPAddress | None:
-    """The address of a peer, IPv4-mapped IPv6 addresses as IPv4; None if ``host`` is not an address."""
-    try:
-        address = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
-
 def address_block(host: str) -> str:
     """What per-address limits count: the IPv4 address, or the IPv6 /64 the address lies in."""
-    address = canonical_address(host)
+    address = canonical_ip(host)
     if address is None:
         return host
     if isinstance(address, ipaddress.IPv6Address):
@@ -85,7 +75,7 @@ class AddressList:
         return bool(self.networks or self.fragments)
 
     def matches(self, host: str) -> bool:
-        address = canonical_address(host)
+        address = canonical_ip(host)
         if address is None:
             return False
         if any(address in network for network in self.networks):

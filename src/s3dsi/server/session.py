@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -249,7 +250,8 @@ class Session:
         if line.too_long:
             await self.reply(LINE_TOO_LONG)
             return
-        self.log.debug("command", line=line.redacted)
+        if self.log.isEnabledFor(logging.DEBUG):  # the redacted line costs a regex match
+            self.log.debug("command", line=line.redacted)
         security = (self.state.dcau, self.state.dcau_subject, self.state.prot)
         result = self.core.handle(line)
         if security != (self.state.dcau, self.state.dcau_subject, self.state.prot):

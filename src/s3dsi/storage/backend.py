@@ -34,8 +34,25 @@ class ObjectInfo:
     storage_class: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
     # the store's own checksum of the whole object, lower-case hex (S3's ChecksumCRC32C of a single-part
-    # object), when it keeps one: it lets CKSM trust tags that carry no ETag
+    # or FULL_OBJECT multipart object), when it keeps one: it lets CKSM trust tags that carry no ETag
     crc32c: str | None = None
+    # every whole-object checksum the store keeps (algorithm upper case -> lower-case hex; CRC32C is the
+    # one above): CKSM answers from them first
+    checksums: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WriteCondition:
+    """What must still hold when an upload is committed (PutObject / CompleteMultipartUpload), sent as
+    S3's conditional-write headers so that two writers cannot race past a check made earlier.
+
+    ``must_not_exist``: ``If-None-Match: *`` (no object of that name); ``etag``: ``If-Match`` (the object
+    is still the one seen when the upload began). ``reason`` names the policy that asked for it.
+    """
+
+    must_not_exist: bool = False
+    etag: str | None = None
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -117,13 +134,20 @@ class Backend(Protocol):
         """Server-side copy then delete (multipart copy above 5 GiB). NotSupported for directories."""
 
     # -- reading ---------------------------------------------------------------------------------
-    def head_object(self, path: str) -> ObjectInfo:
+    def head_object(self, path: str, *, with_tags: bool = False, with_checksums: bool = False) -> ObjectInfo:
         """ObjectInfo of an object; IsADirectory for a bucket/prefix; ObjectArchived if unreadable.
 
         ``tags`` is filled when the store says the object has tags (S3 sends ``x-amz-tagging-count``
-        with HeadObject; the tags themselves cost one more request); otherwise it is empty and
-        ``get_tags`` is the way to ask. S3Backend and MemoryBackend also take ``with_tags=True``.
+        with HeadObject; the tags themselves cost one more request) or ``with_tags``; otherwise it is
+        empty and ``get_tags`` is the way to ask. ``with_checksums`` asks the store for the object's own
+        whole-object checksums (HeadObject with ``ChecksumMode=ENABLED``) into ``checksums``, and leaves
+        the tags to the caller (they are needed only when those checksums do not answer).
         """
+
+    def open_read(self, path: str, start: int, into: memoryview) -> tuple[ObjectInfo, int]:
+        """Open a download and read its first bytes in one request: ObjectInfo (no tags) and the
+        number of bytes of ``into`` filled from ``start`` (short at the end of the object). Same
+        errors as ``head_object``."""
 
     def read_range(self, info: ObjectInfo, start: int, into: memoryview) -> int:
         """Fill ``into`` with bytes from ``start`` (up to ``len(into)``), pinned to ``info.etag``.
@@ -139,14 +163,19 @@ class Backend(Protocol):
         """Best effort: True if stored, False if not allowed / not supported."""
 
     # -- writing ---------------------------------------------------------------------------------
-    def check_writable(self, path: str) -> None:
+    def check_writable(self, path: str) -> WriteCondition | None:
         """Fail before any data moves: PathNotFound if the bucket is missing, IsADirectory if
-        ``path`` is a directory, InvalidPath for a name S3 cannot hold. A parent prefix need not
-        exist (S3 prefixes are implicit; MKD alone requires one)."""
+        ``path`` is a directory, InvalidPath for a name S3 cannot hold, PathExists when a policy
+        forbids replacing the object. A parent prefix need not exist (S3 prefixes are implicit; MKD
+        alone requires one). Returns the condition the commit of this upload must carry, if any."""
+
+    def check_renamable(self, path: str) -> None:
+        """RNFR: PermissionDenied when a policy forbids renaming (append-only); otherwise nothing."""
 
     def put_object(self, path: str, data: memoryview, *, crc32c: int | None = None,
-                   tags: Mapping[str, str] | None = None) -> ObjectInfo:
-        """Single-request upload of a small object."""
+                   tags: Mapping[str, str] | None = None,
+                   condition: WriteCondition | None = None) -> ObjectInfo:
+        """Single-request upload of a small object; ``crc32c`` of ``data`` is sent for S3 to verify."""
 
     def create_upload(self, path: str) -> str:
         """Start a multipart upload; returns its upload id."""
@@ -155,9 +184,10 @@ class Backend(Protocol):
                     crc32c: int | None = None) -> str:
         """Upload one part (1-based ``number``); returns the part's ETag."""
 
-    def complete_upload(self, path: str, upload_id: str,
-                        parts: list[tuple[int, str]]) -> ObjectInfo:
-        """Make the object visible from ``(number, etag)`` parts in ascending order."""
+    def complete_upload(self, path: str, upload_id: str, parts: list[tuple[int, str]], *,
+                        crc32c: int | None = None, condition: WriteCondition | None = None) -> ObjectInfo:
+        """Make the object visible from ``(number, etag)`` parts in ascending order. ``crc32c``: the
+        whole object's, for a store that verifies a full-object checksum at completion."""
 
     def abort_upload(self, path: str, upload_id: str) -> None:
         """Abort; idempotent (an unknown upload id is not an error)."""

@@ -22,7 +22,7 @@ import crc32c as _crc32c
 
 from s3dsi.protocol.errors import InvalidPath
 from s3dsi.storage import s3errors
-from s3dsi.storage.backend import ObjectInfo, PartInfo, UploadInfo
+from s3dsi.storage.backend import ObjectInfo, PartInfo, UploadInfo, WriteCondition
 from s3dsi.storage.namespace import Namespace
 from s3dsi.storage.paths import S3Path, parse_path, strip_etag
 from s3dsi.storage.store import BucketListing, KeyPage, ListedKey, ObjectHead
@@ -40,7 +40,8 @@ class _Object:
     storage_class: str = "STANDARD"
     tags: dict[str, str] = field(default_factory=dict)
     restore: str | None = None  # the x-amz-restore value S3 would send
-    crc32c: str | None = None  # a single PutObject's verified x-amz-checksum-crc32c, as hex
+    crc32c: str | None = None  # the full-object CRC32C S3 keeps (a single PutObject's, or a FULL_OBJECT
+    # multipart upload's, which S3 verified), as lower-case hex
 
 
 @dataclass
@@ -67,6 +68,11 @@ def _md5(data: bytes) -> str:
 def _multipart_etag(parts: list[bytes]) -> str:
     digests = b"".join(hashlib.md5(p, usedforsecurity=False).digest() for p in parts)
     return f"{_md5(digests)}-{len(parts)}"
+
+
+def _checksums(obj: _Object) -> dict[str, str]:
+    """The whole-object checksums S3 would report (HeadObject with ChecksumMode)."""
+    return {"CRC32C": obj.crc32c} if obj.crc32c is not None else {}
 
 
 def _tags_valid(tags: Mapping[str, str]) -> bool:
@@ -133,16 +139,39 @@ class MemoryStore:
         return upload
 
     def _store(self, bucket: _Bucket, key: str, data: bytes, etag: str, *,
-               tags: Mapping[str, str] | None = None, storage_class: str | None = None) -> _Object:
+               tags: Mapping[str, str] | None = None, storage_class: str | None = None,
+               crc32c: int | None = None) -> _Object:
         obj = _Object(data, etag, self._now(), storage_class or self.storage_class or "STANDARD",
-                      dict(tags or {}))
+                      dict(tags or {}), crc32c=f"{crc32c:08x}" if crc32c is not None else None)
         bucket.objects[key] = obj
         return obj
 
     @staticmethod
+    def _check_condition(bucket: _Bucket, target: S3Path, condition: WriteCondition | None,
+                         operation: str) -> None:
+        """S3's conditional writes: If-None-Match: * and If-Match (404 when the object is gone)."""
+        if condition is None:
+            return
+        existing = bucket.objects.get(target.key)
+        if condition.must_not_exist and existing is not None:
+            raise s3errors.from_code("PreconditionFailed", path=target.path, operation=operation)
+        if condition.etag is not None:
+            if existing is None:
+                raise s3errors.from_code("NoSuchKey", path=target.path, operation=operation)
+            if existing.etag != strip_etag(condition.etag):
+                raise s3errors.from_code("PreconditionFailed", path=target.path, operation=operation)
+
+    @staticmethod
     def _info(path: str, obj: _Object) -> ObjectInfo:
         return ObjectInfo(path, len(obj.data), obj.etag, obj.modified, obj.storage_class, dict(obj.tags),
-                          crc32c=obj.crc32c)
+                          crc32c=obj.crc32c, checksums=_checksums(obj))
+
+    def put_external(self, path: str, data: bytes, *, crc32c: bool = False) -> None:
+        """An object written by another tool (optionally with S3's full-object CRC32C)."""
+        target = parse_path(path)
+        with self._lock:
+            self._store(self._bucket(target, "write"), target.key, data, _md5(data),
+                        crc32c=_crc32c.crc32c(data) if crc32c else None)
 
     @staticmethod
     def _listed(key: str, obj: _Object) -> ListedKey:
@@ -179,13 +208,13 @@ class MemoryStore:
             del self._buckets[target.bucket]
 
     # -- keys --------------------------------------------------------------------------------------------
-    def head(self, target: S3Path, operation: str) -> ObjectHead | None:
+    def head(self, target: S3Path, operation: str, *, with_checksums: bool = False) -> ObjectHead | None:
         with self._lock:
             obj = self._bucket(target, operation).objects.get(target.key)
             if obj is None:
                 return None
             return ObjectHead(len(obj.data), obj.etag, obj.modified, obj.storage_class, len(obj.tags),
-                              obj.restore, crc32c=obj.crc32c)
+                              obj.restore, crc32c=obj.crc32c, checksums=_checksums(obj))
 
     def list_keys(self, target: S3Path, prefix: str, operation: str, *, delimited: bool = False,
                   limit: int | None = None, token: str | None = None) -> KeyPage:
@@ -225,15 +254,15 @@ class MemoryStore:
         return page
 
     def put(self, target: S3Path, data: memoryview, *, crc32c: int | None = None,
-            tags: Mapping[str, str] | None = None) -> ObjectInfo:
+            tags: Mapping[str, str] | None = None, condition: WriteCondition | None = None) -> ObjectInfo:
         payload = bytes(data)
         self._verify_crc(target, payload, crc32c)
         if tags and not _tags_valid(tags):
             raise s3errors.from_code("InvalidTag", path=target.path, operation="write")
         with self._lock:
-            obj = self._store(self._bucket(target, "write"), target.key, payload, _md5(payload), tags=tags)
-            if crc32c is not None:
-                obj.crc32c = f"{crc32c:08x}"
+            bucket = self._bucket(target, "write")
+            self._check_condition(bucket, target, condition, "write")
+            obj = self._store(bucket, target.key, payload, _md5(payload), tags=tags, crc32c=crc32c)
             return self._info(target.path, obj)
 
     def put_marker(self, target: S3Path, key: str, operation: str) -> None:
@@ -280,6 +309,20 @@ class MemoryStore:
         into[:count] = memoryview(data)[start:start + count]
         return count
 
+    def read_first(self, target: S3Path, start: int, into: memoryview) -> tuple[ObjectHead, int] | None:
+        with self._lock:
+            obj = self._bucket(target, "open").objects.get(target.key)
+            if obj is None:
+                return None
+            if s3errors.archived(target.path, obj.storage_class, obj.restore) is not None:
+                raise s3errors.from_code("InvalidObjectState", path=target.path, operation="open")
+            head = ObjectHead(len(obj.data), obj.etag, obj.modified, obj.storage_class, len(obj.tags),
+                              obj.restore, crc32c=obj.crc32c, checksums=_checksums(obj))
+            data = obj.data
+        count = max(0, min(len(into), len(data) - start))
+        into[:count] = memoryview(data)[start:start + count]
+        return head, count
+
     def get_tags(self, target: S3Path, operation: str) -> dict[str, str]:
         with self._lock:
             return dict(self._object(target, operation).tags)
@@ -312,10 +355,12 @@ class MemoryStore:
             self._upload(target, upload_id, "write").parts[number] = (payload, etag)
         return etag
 
-    def complete_upload(self, target: S3Path, upload_id: str, parts: list[tuple[int, str]]) -> ObjectInfo:
+    def complete_upload(self, target: S3Path, upload_id: str, parts: list[tuple[int, str]], *,
+                        crc32c: int | None = None, condition: WriteCondition | None = None) -> ObjectInfo:
         with self._lock:
             bucket = self._bucket(target, "close")
             upload = self._upload(target, upload_id, "close")
+            self._check_condition(bucket, target, condition, "close")
             numbers = [n for n, _ in parts]
             if not parts or numbers != sorted(set(numbers)):
                 raise s3errors.from_code("InvalidPartOrder", path=target.path, operation="close")
@@ -327,7 +372,10 @@ class MemoryStore:
                 chosen.append(stored[0])
             if any(len(p) < self.min_part_size for p in chosen[:-1]):
                 raise s3errors.from_code("EntityTooSmall", path=target.path, operation="close")
-            obj = self._store(bucket, target.key, b"".join(chosen), _multipart_etag(chosen))
+            data = b"".join(chosen)
+            if crc32c is not None and _crc32c.crc32c(data) != crc32c:  # S3 checks a FULL_OBJECT checksum
+                raise s3errors.from_code("BadDigest", path=target.path, operation="close")
+            obj = self._store(bucket, target.key, data, _multipart_etag(chosen), crc32c=crc32c)
             del bucket.uploads[upload_id]
             return self._info(target.path, obj)
 

@@ -24,6 +24,7 @@ from typing import NoReturn
 from s3dsi.protocol.entries import Entry
 from s3dsi.protocol.errors import (
     DirectoryNotEmpty,
+    DsiError,
     IsADirectory,
     NotADirectory,
     NotSupported,
@@ -33,7 +34,8 @@ from s3dsi.protocol.errors import (
     PermissionDenied,
 )
 from s3dsi.storage import s3errors
-from s3dsi.storage.backend import ObjectInfo, PartInfo, UploadInfo, UploadRecordSet
+from s3dsi.storage.backend import ObjectInfo, PartInfo, UploadInfo, UploadRecordSet, WriteCondition
+from s3dsi.storage.dircache import DirectoryCache
 from s3dsi.storage.paths import S3Path, check_bucket_name, check_key, is_reserved_key, parse_path, unique_for
 from s3dsi.storage.records import UploadRecords
 from s3dsi.storage.store import BucketListing, KeyPage, ListedKey, ObjectHead, ObjectStore
@@ -42,10 +44,12 @@ LISTING_PAGE = 1000  # entries per page of list_pages, at most
 
 
 class Namespace:
-    """The Backend protocol over ``store``; as thread-safe as the store (it keeps no state of its own)."""
+    """The Backend protocol over ``store``; as thread-safe as the store. Its only state is what recent
+    listings showed about child directories (``DirectoryCache``), which spares uploads a request."""
 
-    def __init__(self, store: ObjectStore) -> None:
+    def __init__(self, store: ObjectStore, directories: DirectoryCache | None = None) -> None:
         self.store = store
+        self.directories = directories or DirectoryCache()
 
     # -- shared checks -----------------------------------------------------------------------------------
     def _keys_under(self, target: S3Path, prefix: str, operation: str, limit: int = 1) -> list[ListedKey]:
@@ -74,8 +78,27 @@ class Namespace:
         if target.is_root or target.is_bucket:
             raise IsADirectory(f"{target.path}: Is a directory", operation=operation)
         check_key(target)
+        children = self._child_directories(target, operation)
+        if children is not None:
+            if target.name in children:
+                raise IsADirectory(f"{target.path}: Is a directory", operation=operation)
+            return
         if self._keys_under(target, target.dir_prefix, operation):
             raise IsADirectory(f"{target.path}: Is a directory", operation=operation)
+
+    def _child_directories(self, target: S3Path, operation: str) -> frozenset[str] | None:
+        """The directories beside ``target`` when known (a recent listing; for the second upload into a
+        directory within the cache's time, one listing of its own), else None: check by name."""
+        bucket, parent = target.bucket, target.parent_prefix
+        known = self.directories.children(bucket, parent)
+        if known is not None or not self.directories.checked_before(bucket, parent):
+            return known
+        page = self.store.list_keys(target, parent, operation, delimited=True)
+        if page.next_token is not None:
+            return None  # too big to know in one page
+        names = [common[len(parent):-1] for common in page.prefixes]
+        self.directories.remember(bucket, parent, names)
+        return frozenset(names)
 
     @staticmethod
     def _no_directory(target: S3Path, operation: str) -> None:
@@ -113,11 +136,14 @@ class Namespace:
         return self._pages(target, page)
 
     def _pages(self, target: S3Path, page: KeyPage) -> Iterator[list[Entry]]:
+        directories: list[str] = []
         while True:
             entries = self._entries(target, page)
+            directories += (entry.name for entry in entries if entry.is_dir)
             if entries:
                 yield entries
             if page.next_token is None:
+                self.directories.remember(target.bucket, target.dir_prefix, directories)
                 return
             page = self.store.list_keys(target, target.dir_prefix, "list", delimited=True,
                                         token=page.next_token)
@@ -148,7 +174,8 @@ class Namespace:
                 return
             listing = self.store.list_buckets(listing.next_token)
 
-    def mkdir(self, path: str) -> None:
+    def mkdir(self, path: str, *, parent_known: bool = False) -> None:
+        """``parent_known``: the parent exists by definition (a virtual root, see storage/policy.py)."""
         target = parse_path(path)
         if target.is_root:
             raise PathExists("/: File exists", operation="mkdir")
@@ -161,8 +188,11 @@ class Namespace:
             raise PathExists(f"{path}: a file of that name exists", operation="mkdir")
         if self._keys_under(target, target.marker_key, "mkdir"):
             raise PathExists(f"{path}: File exists", operation="mkdir")
-        self._require_parent(target, "mkdir")
+        if not parent_known:
+            self._require_parent(target, "mkdir")
         self.store.put_marker(target, target.marker_key, "mkdir")
+        self.directories.note_key(target.bucket, target.marker_key)
+        self.directories.remember(target.bucket, target.marker_key, ())  # new: nothing inside
 
     def rmdir(self, path: str) -> None:
         target = parse_path(path)
@@ -179,6 +209,7 @@ class Namespace:
         if len(under) > 1 or under[0].key != target.marker_key:
             raise DirectoryNotEmpty(f"{path}: Directory not empty", operation="rmdir")
         self.store.delete(target, target.marker_key, "rmdir")
+        self.directories.discard(target.bucket, target.parent_prefix, target.name)
         self._keep_parent(target, "rmdir")
 
     def delete(self, path: str) -> None:
@@ -202,21 +233,33 @@ class Namespace:
             return
         self._check_writable(dest, "rename")
         self.store.copy(source, head, dest)
+        self.directories.note_key(dest.bucket, dest.key)
         self.store.delete(source, source.key, "rename")
         self._keep_parent(source, "rename")
 
     # -- reading ---------------------------------------------------------------------------------------------
-    def head_object(self, path: str, *, with_tags: bool = False) -> ObjectInfo:
+    def head_object(self, path: str, *, with_tags: bool = False, with_checksums: bool = False) -> ObjectInfo:
         target = parse_path(path)
         self._no_directory(target, "open")
-        head = self.store.head(target, "open")
+        head = self.store.head(target, "open", with_checksums=with_checksums)
         if head is None:
             self._directory_or_missing(target, "open")
         archived = s3errors.archived(path, head.storage_class, head.restore, head.archive_status)
         if archived is not None:
             raise archived
-        tags = self.store.get_tags(target, "open") if with_tags or head.tag_count > 0 else {}
+        # a caller asking for the store's own checksums (CKSM) reads tags only if those do not answer
+        wanted = with_tags or (head.tag_count > 0 and not with_checksums)
+        tags = self.store.get_tags(target, "open") if wanted else {}
         return object_info(path, head, tags)
+
+    def open_read(self, path: str, start: int, into: memoryview) -> tuple[ObjectInfo, int]:
+        target = parse_path(path)
+        self._no_directory(target, "open")
+        got = self.store.read_first(target, start, into)
+        if got is None:
+            self._directory_or_missing(target, "open")
+        head, count = got
+        return object_info(path, head, {}), count
 
     def read_range(self, info: ObjectInfo, start: int, into: memoryview) -> int:
         count = min(len(into), info.size - start)
@@ -240,14 +283,34 @@ class Namespace:
         return self.store.put_tags(target, tags)
 
     # -- writing ---------------------------------------------------------------------------------------------
-    def check_writable(self, path: str) -> None:
+    def check_writable(self, path: str) -> WriteCondition | None:
         self._check_writable(parse_path(path), "open")
+        return None
+
+    def check_renamable(self, path: str) -> None:
+        return None  # the source's kind is checked by RNTO's rename
+
+    def writable_known(self, path: str) -> bool:
+        """True when ``check_writable`` would pass without a request (the directory cache knows the
+        name is no directory); False: ask ``check_writable``. Never blocks."""
+        try:
+            target = parse_path(path)
+            if target.is_root or target.is_bucket:
+                return False
+            check_key(target)
+        except DsiError:
+            return False
+        children = self.directories.children(target.bucket, target.parent_prefix)
+        return children is not None and target.name not in children
 
     def put_object(self, path: str, data: memoryview, *, crc32c: int | None = None,
-                   tags: Mapping[str, str] | None = None) -> ObjectInfo:
+                   tags: Mapping[str, str] | None = None,
+                   condition: WriteCondition | None = None) -> ObjectInfo:
         target = parse_path(path)
         check_key(target)
-        return self.store.put(target, data, crc32c=crc32c, tags=tags)
+        info = self.store.put(target, data, crc32c=crc32c, tags=tags, condition=condition)
+        self.directories.note_key(target.bucket, target.key)
+        return info
 
     def create_upload(self, path: str) -> str:
         target = parse_path(path)
@@ -258,8 +321,12 @@ class Namespace:
                     crc32c: int | None = None) -> str:
         return self.store.upload_part(parse_path(path), upload_id, number, data, crc32c=crc32c)
 
-    def complete_upload(self, path: str, upload_id: str, parts: list[tuple[int, str]]) -> ObjectInfo:
-        return self.store.complete_upload(parse_path(path), upload_id, parts)
+    def complete_upload(self, path: str, upload_id: str, parts: list[tuple[int, str]], *,
+                        crc32c: int | None = None, condition: WriteCondition | None = None) -> ObjectInfo:
+        target = parse_path(path)
+        info = self.store.complete_upload(target, upload_id, parts, crc32c=crc32c, condition=condition)
+        self.directories.note_key(target.bucket, target.key)
+        return info
 
     def abort_upload(self, path: str, upload_id: str) -> None:
         self.store.abort_upload(parse_path(path), upload_id)
@@ -277,6 +344,12 @@ class Namespace:
         return UploadRecords(self.store, target)
 
 
+def directory_error(path: str, operation: str) -> IsADirectory:
+    """The error for an object operation on a directory (a policy layer's virtual root, too)."""
+    return IsADirectory(f"{path}: Is a directory", operation=operation)
+
+
 def object_info(path: str, head: ObjectHead, tags: Mapping[str, str]) -> ObjectInfo:
     return ObjectInfo(path=path, size=head.size, etag=head.etag, modified=head.modified,
-                      storage_class=head.storage_class, tags=dict(tags), crc32c=head.crc32c)
+                      storage_class=head.storage_class, tags=dict(tags), crc32c=head.crc32c,
+                      checksums=dict(head.checksums))

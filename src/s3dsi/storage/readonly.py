@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 
 from s3dsi.protocol.entries import Entry
 from s3dsi.protocol.errors import PermissionDenied
-from s3dsi.storage.backend import Backend, ObjectInfo, PartInfo, UploadInfo, UploadRecordSet
+from s3dsi.storage.backend import Backend, ObjectInfo, PartInfo, UploadInfo, UploadRecordSet, WriteCondition
 
 READ_ONLY = "anonymous sessions are read-only"
 
@@ -30,8 +30,11 @@ class ReadOnlyBackend:
     def list_pages(self, path: str) -> Iterator[list[Entry]]:
         return self.inner.list_pages(path)
 
-    def head_object(self, path: str) -> ObjectInfo:
-        return self.inner.head_object(path)
+    def head_object(self, path: str, *, with_tags: bool = False, with_checksums: bool = False) -> ObjectInfo:
+        return self.inner.head_object(path, with_tags=with_tags, with_checksums=with_checksums)
+
+    def open_read(self, path: str, start: int, into: memoryview) -> tuple[ObjectInfo, int]:
+        return self.inner.open_read(path, start, into)
 
     def read_range(self, info: ObjectInfo, start: int, into: memoryview) -> int:
         return self.inner.read_range(info, start, into)
@@ -61,11 +64,15 @@ class ReadOnlyBackend:
     def rename(self, src: str, dst: str) -> None:
         raise self._refuse(src, "rename")
 
-    def check_writable(self, path: str) -> None:
+    def check_writable(self, path: str) -> WriteCondition | None:
         raise self._refuse(path, "open")
 
+    def check_renamable(self, path: str) -> None:
+        raise self._refuse(path, "rename")
+
     def put_object(self, path: str, data: memoryview, *, crc32c: int | None = None,
-                   tags: Mapping[str, str] | None = None) -> ObjectInfo:
+                   tags: Mapping[str, str] | None = None,
+                   condition: WriteCondition | None = None) -> ObjectInfo:
         raise self._refuse(path, "write")
 
     def create_upload(self, path: str) -> str:
@@ -75,7 +82,8 @@ class ReadOnlyBackend:
                     crc32c: int | None = None) -> str:
         raise self._refuse(path, "write")
 
-    def complete_upload(self, path: str, upload_id: str, parts: list[tuple[int, str]]) -> ObjectInfo:
+    def complete_upload(self, path: str, upload_id: str, parts: list[tuple[int, str]], *,
+                        crc32c: int | None = None, condition: WriteCondition | None = None) -> ObjectInfo:
         raise self._refuse(path, "write")
 
     def abort_upload(self, path: str, upload_id: str) -> None:

@@ -3,6 +3,12 @@
 Creating a botocore client costs ~15 ms and ~0.2 MiB once a session has loaded the S3 model (the
 first costs ~250 ms and ~12 MiB), so every client comes from one shared botocore session and is
 cached per (credentials, region), bounded, behind a lock.
+
+Static keys are given to botocore as such. Credentials that refresh themselves (an assumed role,
+botocore's chain: ``s3credentials``) are a botocore ``RefreshableCredentials`` object, which the client's
+request signer consults before every request, so a transfer outlives any one set of temporary keys.
+botocore's ``create_client`` takes only static keys; the object is put where botocore keeps a client's
+credentials (``_request_signer._credentials``, which botocore's own ``_get_credentials`` reads).
 """
 
 from __future__ import annotations
@@ -13,13 +19,15 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 from urllib.parse import urlsplit
 
+import botocore.credentials
 import botocore.session
 from botocore.config import Config
 
 from s3dsi.config.settings import AddressingStyle, Settings
+from s3dsi.storage.s3io import use_fast_timestamps
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -56,6 +64,11 @@ class S3Config:
     copy_part_size: int = 512 * MiB
     copy_workers: int = 8
     max_clients: int = 64
+    # -- credentials and policy (see s3credentials, s3options) --
+    sts_endpoint: str | None = None  # None: botocore's STS endpoint (AWS), for role_arn
+    credential_refresh: int = 300  # seconds between look-ups of botocore's chain (source=default)
+    full_object_checksums: bool = True  # multipart uploads with ChecksumType=FULL_OBJECT
+    conditional_writes: bool = True  # commits with If-None-Match/If-Match (else a check just before)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> S3Config:
@@ -70,12 +83,17 @@ class S3Config:
             crc32c_checksums="CRC32C" in {c.upper() for c in settings.upload_checksums},
             unsigned_payload_over_http=settings.unsigned_payload_over_http,
             max_attempts=settings.max_attempts,
+            # an S3-compatible store usually answers STS itself (MinIO, Ceph RGW)
+            sts_endpoint=settings.sts_endpoint or (None if _is_aws(settings.host_name)
+                                                   else settings.host_name),
+            credential_refresh=settings.credential_refresh,
+            full_object_checksums=settings.full_object_checksums,
+            conditional_writes=settings.conditional_writes,
         )
 
     @property
     def is_aws(self) -> bool:
-        host = (urlsplit(self.endpoint_url).hostname or "").lower()
-        return host.endswith((".amazonaws.com", ".amazonaws.com.cn")) or host == "amazonaws.com"
+        return _is_aws(self.endpoint_url)
 
     @property
     def uses_tls(self) -> bool:
@@ -121,6 +139,9 @@ class S3Config:
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
             tcp_keepalive=True,
+            # every request's parameters are ours, built in code: validating them again costs CPU per
+            # request (per small file)
+            parameter_validation=False,
             # We send our own CRC32C (C code, releases the GIL) instead of botocore checksumming
             # payloads in Python, and ranged GETs cannot be validated anyway.
             request_checksum_calculation="when_required",
@@ -129,11 +150,36 @@ class S3Config:
         )
 
 
+def _is_aws(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    return host.endswith((".amazonaws.com", ".amazonaws.com.cn")) or host == "amazonaws.com"
+
+
+class ClientCredentials(Protocol):
+    """What the client pool needs of a user's credentials."""
+
+    @property
+    def access_key_id(self) -> str: ...  # for display only: the current one
+
+    @property
+    def cache_key(self) -> tuple[str, str]: ...  # one client set per key (never holds a secret)
+
+    @property
+    def secrets(self) -> tuple[str, ...]: ...  # strings that must never appear in an error text
+
+    def refreshing(self) -> botocore.credentials.Credentials | None:
+        """A botocore credentials object that refreshes itself, or None for the static keys above."""
+        ...
+
+
 @dataclass(frozen=True)
 class S3Credentials:
     access_key_id: str
     secret_access_key: str = field(repr=False)
     session_token: str | None = field(default=None, repr=False)
+
+    def refreshing(self) -> botocore.credentials.Credentials | None:
+        return None
 
     @property
     def cache_key(self) -> tuple[str, str]:
@@ -181,11 +227,12 @@ class ClientPool:
     def __init__(self, config: S3Config, session: botocore.session.Session | None = None) -> None:
         self.config = config
         self.session = session or botocore.session.Session()
+        use_fast_timestamps(self.session)
         self._clients: OrderedDict[tuple[str, str, str], S3Client] = OrderedDict()
         self._lock = threading.Lock()
         self.created = 0  # for tests and metrics
 
-    def client(self, credentials: S3Credentials, region: str) -> S3Client:
+    def client(self, credentials: ClientCredentials, region: str) -> S3Client:
         key = (*credentials.cache_key, region)
         with self._lock:
             cached = self._clients.get(key)
@@ -200,19 +247,37 @@ class ClientPool:
                 self._clients.popitem(last=False)
             return client
 
-    def _create(self, credentials: S3Credentials, region: str) -> S3Client:
+    def _create(self, credentials: ClientCredentials, region: str) -> S3Client:
         config = self.config
         verify: bool | str = config.verify_tls
         if config.verify_tls and config.ca_bundle:
             verify = config.ca_bundle
         create: Callable[..., object] = self.session.create_client
-        return cast("S3Client", create(
+        refreshing = credentials.refreshing()
+        if refreshing is None:
+            assert isinstance(credentials, S3Credentials)
+            keys = {"aws_access_key_id": credentials.access_key_id,
+                    "aws_secret_access_key": credentials.secret_access_key,
+                    "aws_session_token": credentials.session_token}
+        else:  # replaced below, before the client sends anything
+            keys = {"aws_access_key_id": "unused", "aws_secret_access_key": "unused"}
+        client = cast("S3Client", create(
             "s3",
             region_name=region,
             endpoint_url=config.endpoint_for(region),
             verify=verify,
-            aws_access_key_id=credentials.access_key_id,
-            aws_secret_access_key=credentials.secret_access_key,
-            aws_session_token=credentials.session_token,
             config=config.botocore_config(region),
+            **keys,
         ))
+        if refreshing is not None:
+            bind_credentials(client, refreshing)
+        return client
+
+
+def bind_credentials(client: object, credentials: botocore.credentials.Credentials) -> None:
+    """Make ``client`` sign with ``credentials`` (refreshed by botocore before each request)."""
+    signer = getattr(client, "_request_signer", None)
+    if signer is None or not hasattr(signer, "_credentials"):
+        raise RuntimeError("this botocore version keeps client credentials elsewhere; s3dsi cannot bind "
+                           "refreshing credentials to its clients")
+    signer._credentials = credentials

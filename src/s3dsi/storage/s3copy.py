@@ -57,23 +57,30 @@ def _storage_class(source: CopySource) -> dict[str, Any]:
     return {}
 
 
-def copy_object(client: S3Client, source: CopySource, bucket: str, key: str) -> None:
+def copy_object(client: S3Client, source: CopySource, bucket: str, key: str,
+                extra: Mapping[str, Any] | None = None) -> None:
+    """``extra``: the writer's request options (RequestPayer, encryption, ACL; see s3options)."""
     client.copy_object(Bucket=bucket, Key=key, CopySource=source.ref,  # type: ignore[arg-type]
                        CopySourceIfMatch=quote_etag(source.etag), MetadataDirective="COPY",
-                       TaggingDirective="COPY", **_storage_class(source))
+                       TaggingDirective="COPY", **{**(extra or {}), **_storage_class(source)})
 
 
 def multipart_copy(client: S3Client, source: CopySource, head: HeadObjectOutputTypeDef,
                    tags: Mapping[str, str], *, bucket: str, key: str, part_size: int,
-                   workers: int) -> None:
+                   workers: int, options: Mapping[str, Any] | None = None,
+                   payer: Mapping[str, Any] | None = None) -> None:
+    """``options``: the writer's new-object options; ``payer``: RequestPayer for the part requests."""
     part = copy_part_size(source.size, part_size)
+    payer = dict(payer or {})
     extra: dict[str, Any] = {name: head[name] for name in _CONTENT_FIELDS if head.get(name)}  # type: ignore[literal-required]
     if tags:
         extra["Tagging"] = urlencode(dict(tags))
+    extra.update(options or {})
+    extra.update(_storage_class(source))
     upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, Metadata=head.get("Metadata", {}),
-                                               **extra, **_storage_class(source))["UploadId"]
+                                               **extra)["UploadId"]
     with contextlib.ExitStack() as on_failure:
-        on_failure.callback(_abort_quietly, client, bucket, key, upload_id)
+        on_failure.callback(_abort_quietly, client, bucket, key, upload_id, payer)
 
         def copy_one(number: int) -> dict[str, Any]:
             first = (number - 1) * part
@@ -81,7 +88,7 @@ def multipart_copy(client: S3Client, source: CopySource, head: HeadObjectOutputT
             result = client.upload_part_copy(
                 Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number,
                 CopySource=source.ref, CopySourceRange=f"bytes={first}-{last}",  # type: ignore[arg-type]
-                CopySourceIfMatch=quote_etag(source.etag))
+                CopySourceIfMatch=quote_etag(source.etag), **payer)
             return {"PartNumber": number, "ETag": result["CopyPartResult"]["ETag"]}
 
         count = max(1, -(-source.size // part))
@@ -89,10 +96,10 @@ def multipart_copy(client: S3Client, source: CopySource, head: HeadObjectOutputT
                                 thread_name_prefix="s3-copy") as pool:
             parts = list(pool.map(copy_one, range(1, count + 1)))
         client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
-                                         MultipartUpload={"Parts": parts})  # type: ignore[typeddict-item]
+                                         MultipartUpload={"Parts": parts}, **payer)  # type: ignore[typeddict-item]
         on_failure.pop_all()
 
 
-def _abort_quietly(client: S3Client, bucket: str, key: str, upload_id: str) -> None:
+def _abort_quietly(client: S3Client, bucket: str, key: str, upload_id: str, payer: Mapping[str, Any]) -> None:
     with contextlib.suppress(Exception):  # the original failure is what the caller must see
-        client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id, **payer)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from s3dsi.storage.backend import ObjectInfo, PartInfo, UploadInfo
+from s3dsi.storage.backend import ObjectInfo, PartInfo, UploadInfo, WriteCondition
 from s3dsi.storage.paths import S3Path
 
 
@@ -34,6 +34,7 @@ class ObjectHead:
     restore: str | None = None  # x-amz-restore, for archived objects
     archive_status: str | None = None  # x-amz-archive-status (INTELLIGENT_TIERING archive tiers)
     crc32c: str | None = None  # the store's own full-object CRC32C (lower-case hex), when it keeps one
+    checksums: Mapping[str, str] = field(default_factory=dict)  # every whole-object checksum it keeps
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,9 @@ class ObjectStore(Protocol):
         """DirectoryNotEmpty (``BucketNotEmpty``) unless it holds no key."""
 
     # -- keys ------------------------------------------------------------------------------------------
-    def head(self, target: S3Path, operation: str) -> ObjectHead | None:
-        """HeadObject of ``target.key``; None when there is no such key."""
+    def head(self, target: S3Path, operation: str, *, with_checksums: bool = False) -> ObjectHead | None:
+        """HeadObject of ``target.key``; None when there is no such key. ``with_checksums``: with the
+        store's own whole-object checksums (``ChecksumMode=ENABLED``; composite ones are left out)."""
 
     def list_keys(self, target: S3Path, prefix: str, operation: str, *, delimited: bool = False,
                   limit: int | None = None, token: str | None = None) -> KeyPage:
@@ -98,8 +100,9 @@ class ObjectStore(Protocol):
         """
 
     def put(self, target: S3Path, data: memoryview, *, crc32c: int | None = None,
-            tags: Mapping[str, str] | None = None) -> ObjectInfo:
-        """PutObject of ``target.key`` in the configured storage class (errors: operation "write")."""
+            tags: Mapping[str, str] | None = None, condition: WriteCondition | None = None) -> ObjectInfo:
+        """PutObject of ``target.key`` in the configured storage class (errors: operation "write");
+        ``condition`` fails it with ObjectChanged (``PreconditionFailed``) when it no longer holds."""
 
     def put_marker(self, target: S3Path, key: str, operation: str) -> None:
         """A zero-byte object ``key`` (a directory marker) in ``target.bucket``, in the default class."""
@@ -124,6 +127,12 @@ class ObjectStore(Protocol):
         """Ranged GET of ``len(into)`` bytes from ``start``, pinned to ``etag`` (If-Match); the range lies
         within the object. ObjectChanged on another ETag, PathNotFound when the key is gone."""
 
+    def read_first(self, target: S3Path, start: int, into: memoryview) -> tuple[ObjectHead, int] | None:
+        """Open a read with its first bytes: a ranged GET of up to ``len(into)`` bytes from ``start``
+        whose response also tells size, ETag and the rest (one request where HeadObject and a GET were
+        two). The bytes read (fewer at the end of the object; 0 at or past it). None: no such key.
+        ObjectArchived when the object cannot be read without a restore."""
+
     def get_tags(self, target: S3Path, operation: str) -> dict[str, str]:
         """Tags of ``target.key``; {} if it has none or the store will not tell."""
 
@@ -138,8 +147,10 @@ class ObjectStore(Protocol):
                     crc32c: int | None = None) -> str:
         """UploadPart; returns the part's ETag."""
 
-    def complete_upload(self, target: S3Path, upload_id: str, parts: list[tuple[int, str]]) -> ObjectInfo:
-        """CompleteMultipartUpload; the new object's info (tags included when it has any)."""
+    def complete_upload(self, target: S3Path, upload_id: str, parts: list[tuple[int, str]], *,
+                        crc32c: int | None = None, condition: WriteCondition | None = None) -> ObjectInfo:
+        """CompleteMultipartUpload; the new object's info (tags included when it has any). ``crc32c``:
+        the whole object's (a full-object checksum the store verifies); ``condition`` as for ``put``."""
 
     def abort_upload(self, target: S3Path, upload_id: str) -> None:
         """AbortMultipartUpload; an unknown upload id is no error."""

@@ -198,6 +198,18 @@ class RunningChecksums:
             digest.update(data)
         self._ordered_bytes += len(data)
 
+    def crc32c(self, size: int) -> int:
+        """The CRC32C of the object of ``size`` bytes made of the recorded parts 1..n (always known:
+        every part carries one)."""
+        with self._lock:
+            parts = sorted(self._parts.items())
+        if [n for n, _ in parts] != list(range(1, len(parts) + 1)) or sum(p[0] for _, p in parts) != size:
+            raise ValueError("recorded parts do not cover the object contiguously")
+        crc = 0
+        for _, (length, part_crc, _adler) in parts:
+            crc = crc32c_combine(crc, part_crc, length)
+        return crc
+
     def hexdigests(self, size: int) -> dict[str, str]:
         """The digests of the object of ``size`` bytes made of the recorded parts 1..n."""
         with self._lock:

@@ -1,4 +1,10 @@
-"""CKSM: a digest of an object or a byte range, from the upload's tags when they provably apply.
+"""CKSM: a digest of an object or a byte range.
+
+For the whole object the answer comes, in this order, from the store's own whole-object checksum
+(S3 keeps a FULL_OBJECT CRC32C of what s3dsi uploads, and the checksums other tools upload with;
+HeadObject with ``ChecksumMode=ENABLED`` tells it without reading the object), from the tags s3dsi
+left when it uploaded the object (when they provably describe it), and only then from reading the
+object back (the result is then kept in tags for the next time).
 
 Tags prove themselves only when the size matches and either the ``s3dsi-etag`` tag names the object's
 current ETag (multipart uploads, and digests remembered after a read-back), or the store's own
@@ -12,6 +18,7 @@ by it and kept with it (a store that keeps no checksum then reads a single-PutOb
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import partial
 
 from s3dsi.storage.backend import Backend, ObjectInfo
 from s3dsi.transfer.buffers import BufferPool
@@ -46,11 +53,14 @@ async def compute_checksum(backend: Backend, path: str, alg: str, offset: int, l
     algorithm = normalize_algorithm(alg)
     if offset < 0 or length < -1:
         raise ValueError("offset must be >= 0 and length >= -1")
-    info = await workers.run(backend.head_object, path)
+    info = await workers.run(partial(backend.head_object, path, with_checksums=True))
     end = info.size if length == -1 else min(info.size, offset + length)
     if offset >= end:
         return new_digest(algorithm).hexdigest()
-    if offset == 0 and end == info.size:
+    whole = offset == 0 and end == info.size
+    if whole and algorithm in info.checksums:
+        return info.checksums[algorithm]
+    if whole:
         # S3 fills info.tags from HeadObject's tag count; stores that do not send it need the ask
         tags = dict(info.tags) or await workers.run(backend.get_tags, path)
         stored = digest_from_tags(tags, algorithm, info) if tags_apply(tags, info) else None

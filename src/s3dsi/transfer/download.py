@@ -105,6 +105,7 @@ class DownloadEngine:
         self._error: BaseException | None = None
         self._closed = False
         self._next_read = 0
+        self._first_done = False  # open() read the first part already
         self.bytes_sent = 0
 
     @property
@@ -131,19 +132,59 @@ class DownloadEngine:
         await self.close()
 
     async def open(self) -> ObjectInfo:
-        """HEAD the object (PathNotFound, IsADirectory, ObjectArchived surface here) and start reading."""
+        """Open the object and start reading (PathNotFound, IsADirectory, ObjectArchived surface here).
+
+        A whole-object download opens with its first ranged GET, whose response gives the size and
+        ETag as well (one request for a small file, where HEAD + GET were two); every later GET is
+        pinned to that ETag. Downloads of ranges (REST, ERET) need the size first: HEAD, then GETs.
+        """
+        first: tuple[PartBuffer, int] | None = None
         try:
-            if self._info is None:
+            if self._info is None and self._ranges is None:
+                first = await self._open_by_reading()
+            elif self._info is None:
                 self._info = await self._co.io(self._backend.head_object, self._path)
         except BaseException:
             self._closed = True
             self._account.close()
             raise
+        assert self._info is not None
         for start, end in normalize_ranges(self._ranges, self._info.size):
             for piece in range(start, end, self._part_size):
                 self._reads.append((piece, min(self._part_size, end - piece)))
+        if first is not None:
+            buf, count = first
+            if self._reads:
+                self._place_first(buf, count)
+            else:
+                self._pool.release(buf)  # an empty object
         self._co.spawn(self._prefetch())
         return self._info
+
+    async def _open_by_reading(self) -> tuple[PartBuffer, int]:
+        self._account.set_priority(0, self._part_size)
+        buf = await self._pool.acquire(self._part_size, account=self._account, key=0)
+        try:
+            self._info, count = await self._co.io(self._backend.open_read, self._path, 0,
+                                                  buf.view[:self._part_size])
+        except BaseException:
+            self._pool.release(buf)
+            raise
+        return buf, count
+
+    def _place_first(self, buf: PartBuffer, count: int) -> None:
+        """The first read is done: its slot is ready before the prefetch starts with the second."""
+        start, length = self._reads[0]
+        slot = _Slot(0, start, length, buf)
+        job: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        if count == length:
+            job.set_result(count)
+        else:
+            job.set_exception(ObjectChanged("Object became shorter during the transfer; retry"))
+        slot.job = job
+        self._held.add(slot)
+        self._slots.append(slot)
+        self._first_done = True
 
     async def next_chunk(self) -> Chunk | None:
         """The next chunk in offset order (each handed out once), or None at the end.
@@ -196,6 +237,8 @@ class DownloadEngine:
         info = self.info
         try:
             for index, (start, length) in enumerate(self._reads):
+                if index == 0 and self._first_done:
+                    continue
                 self._next_read = index
                 while len(self._held) >= self._prefetch_parts:
                     self._slot_waiter = loop.create_future()

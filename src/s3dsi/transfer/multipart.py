@@ -13,6 +13,11 @@ path can leave it behind; a kept upload is not aborted (the janitor removes it i
 An ``UploadRecorder`` (the restart records) hears of every multipart upload just before it is created,
 the moment it exists, in the thread that created it, and again once it is completed or aborted: an
 upload S3 refused to abort, or one whose daemon was killed, stays recorded for the janitor.
+
+The commit (PutObject or CompleteMultipartUpload) carries the ``WriteCondition`` the back end gave when
+the upload was opened (append-only: no object of that name may exist; overwrite=if-unchanged: the
+object is still the one seen then), so the check and the write cannot be raced apart, and the whole
+object's CRC32C, which S3 verifies against a full-object checksum.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from functools import partial
 from typing import Protocol
 
 from s3dsi.protocol.errors import TransferAborted
-from s3dsi.storage.backend import Backend, ObjectInfo
+from s3dsi.storage.backend import Backend, ObjectInfo, WriteCondition
 from s3dsi.transfer.coordinator import TransferCoordinator
 
 PENDING, SINGLE, OPEN, COMPLETED, ABORTED, KEPT = "pending", "single", "open", "completed", "aborted", "kept"
@@ -47,6 +52,7 @@ class MultipartUpload:
     def __init__(self, backend: Backend, path: str, coordinator: TransferCoordinator, *,
                  upload_id: str | None = None, recorder: UploadRecorder | None = None) -> None:
         self._backend = backend
+        self.condition: WriteCondition | None = None  # set by the engine from check_writable
         self._recorder = recorder
         self._path = path
         self._coordinator = coordinator
@@ -128,9 +134,10 @@ class MultipartUpload:
         return await self._coordinator.io(partial(self._backend.upload_part, self._path, upload_id, number,
                                                   data, crc32c=crc32c))
 
-    async def complete(self, parts: list[tuple[int, str]]) -> ObjectInfo:
+    async def complete(self, parts: list[tuple[int, str]], crc32c: int | None = None) -> ObjectInfo:
         upload_id = await self.ensure_open()
-        info = await self._coordinator.io(self._backend.complete_upload, self._path, upload_id, parts)
+        info = await self._coordinator.io(partial(self._backend.complete_upload, self._path, upload_id, parts,
+                                                  crc32c=crc32c, condition=self.condition))
         self.state = COMPLETED  # the upload id is spent: nothing to abort any more
         await self._coordinator.io(self._finished, upload_id)
         return info
@@ -139,7 +146,7 @@ class MultipartUpload:
                          tags: Mapping[str, str] | None) -> ObjectInfo:
         self.state = SINGLE
         info = await self._coordinator.io(partial(self._backend.put_object, self._path, data, crc32c=crc32c,
-                                                  tags=tags))
+                                                  tags=tags, condition=self.condition))
         self.state = COMPLETED
         return info
 

@@ -39,6 +39,8 @@ from s3dsi.transfer.workers import PartWorkers
 
 log = logging.getLogger(__name__)
 
+INLINE_DIGEST = 256 * 1024  # parts up to this size are digested on the event loop (~20 µs)
+
 
 @dataclass(frozen=True)
 class CommittedPart:
@@ -137,9 +139,15 @@ class UploadEngine:
         await self.abort()  # a no-op once finish succeeded
 
     async def open(self) -> None:
-        """Check the object can be written; nothing is created in S3 yet."""
+        """Check the object can be written; nothing is created in S3 yet. A back end that can tell
+        without a request (``writable_known``: the namespace's directory cache) is asked on the spot,
+        any other in a worker thread."""
+        known = getattr(self._backend, "writable_known", None)
         try:
-            await self._co.io(self._backend.check_writable, self._path)
+            if known is None or not known(self._path):
+                # the commit must carry what check_writable answers (a policy's WriteCondition); back
+                # ends with policies have no writable_known, so they are always asked
+                self._multipart.condition = await self._co.io(self._backend.check_writable, self._path)
         except BaseException:
             self._closed = True
             self._window.account.close()
@@ -263,7 +271,10 @@ class UploadEngine:
     async def _ship(self, part: PartAssembly) -> None:
         try:
             view = part.view[:part.length]
-            part.crc, part.adler = await self._co.cpu(self._sums.digest_part, view)
+            if part.length <= INLINE_DIGEST:  # cheaper here than the hand-off to a thread and back
+                part.crc, part.adler = self._sums.digest_part(view)
+            else:
+                part.crc, part.adler = await self._co.cpu(self._sums.digest_part, view)
             self._sums.record_part(part.number, part.length, part.crc, part.adler)
             if part.number == 1 and not await self._multipart.first_part_goes_multipart():
                 return  # finish() stores it with one PutObject
@@ -413,7 +424,7 @@ class UploadEngine:
         parts = [(n, self._uploaded[n].etag) for n in sorted(self._uploaded)]
         digests = self._sums.hexdigests(size)
         self._verify_expected(digests)
-        info = await self._multipart.complete(parts)
+        info = await self._multipart.complete(parts, self._sums.crc32c(size))
         tags = digest_tags(digests, size, info.etag)
         try:
             stored = await self._co.io(self._backend.set_tags, self._path, tags)

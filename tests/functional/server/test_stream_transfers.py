@@ -262,9 +262,9 @@ def test_abor_while_the_object_is_being_stored_lets_it_finish(memory_daemon: Run
     b = memory_daemon.backend
     original = b.complete_upload
 
-    def slow_complete(path, upload_id, parts):  # type: ignore[no-untyped-def]
+    def slow_complete(path, upload_id, parts, **kwargs):  # type: ignore[no-untyped-def]
         time.sleep(1.0)
-        return original(path, upload_id, parts)
+        return original(path, upload_id, parts, **kwargs)
 
     b.complete_upload = slow_complete  # type: ignore[method-assign]
     data = os.urandom(11 * MiB)

@@ -115,6 +115,18 @@ def test_map_file_checks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert SECRET not in captured.out + captured.err
 
 
+def test_map_lines_that_widen_the_site_policy_are_errors(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    path = private_map(tmp_path, f"alice;AKIAALICE;{SECRET};root=/lab/home/alice\n"
+                                 f"bob;AKIABOB;{SECRET};root=/lab/elsewhere\n")
+    gridftp = "allow_root 1\n" if os.geteuid() == 0 else ""
+    args = write_config(tmp_path, gridftp, f"s3_map_filename = {path}\nroot = /lab/home\n")
+    assert main(args) == 1
+    captured = capsys.readouterr()
+    assert "bob: the line goes beyond the site's S3 policy: root=/lab/elsewhere is outside" in captured.err
+    assert "alice" not in captured.err and SECRET not in captured.out + captured.err
+
+
 def test_explicit_missing_map_is_an_error_default_missing_a_warning(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = write_config(tmp_path, "", f"s3_map_filename = {tmp_path / 'absent'}\n")

@@ -165,3 +165,65 @@ def test_root_edits_keep_the_users_ownership(map_path: Path, monkeypatch: pytest
     assert run(monkeypatch, ["map", "add", "bob", "--file", str(map_path)], f"AKIAB\n{SECRET2}\n") == 0
     assert map_path.stat().st_uid == 54321
     assert UserMap.load(str(map_path), owner_uid=54321).users() == ["alice", "bob"]
+
+
+ROLE = "arn:aws:iam::123456789012:role/lab-writer"
+
+
+def test_add_a_role_and_policy_keys(map_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["map", "add", "alice", "--file", str(map_path), "--role-arn", ROLE, "--external-id", "lab-42",
+            "--duration", "2h", "--set", "root=/lab/home/alice", "--set", "append_only=1"]
+    assert run(monkeypatch, argv, f"AKIAALICE\n{SECRET}\n") == 0
+    entry = UserMap.load(str(map_path)).lookup("alice")
+    assert entry is not None and entry.access_key_id == "AKIAALICE"
+    assert entry.extra == f"role_arn={ROLE},external_id=lab-42,duration=2h,root=/lab/home/alice,append_only=1"
+    # new keys later keep the options; --unset drops one
+    argv = ["map", "add", "alice", "--file", str(map_path), "--unset", "append_only"]
+    assert run(monkeypatch, argv, f"AKIANEW\n{SECRET2}\n") == 0
+    entry = UserMap.load(str(map_path)).lookup("alice")
+    assert entry is not None and entry.access_key_id == "AKIANEW"
+    assert entry.extra == f"role_arn={ROLE},external_id=lab-42,duration=2h,root=/lab/home/alice"
+    assert SECRET not in capsys.readouterr().out
+
+
+def test_add_with_a_source_reads_no_keys(map_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    argv = ["map", "add", "carol", "--file", str(map_path), "--source", "default", "--role-arn", ROLE]
+    assert run(monkeypatch, argv, "") == 0  # nothing on stdin: nothing was asked for
+    assert map_path.read_text().splitlines()[-1] == f"carol;;;role_arn={ROLE},source=default"
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--set", "rooot=/x"], "unknown key 'rooot'"),
+    (["--duration", "1h"], "duration needs role_arn"),
+    (["--set", "append_only"], "expected KEY=VALUE"),
+    (["--profile", "lab"], "profile needs source=default"),
+])
+def test_add_refuses_bad_options(map_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                 capsys: pytest.CaptureFixture[str], flags: list[str], message: str) -> None:
+    keys = f"AKIAD\n{SECRET}\n"
+    assert run(monkeypatch, ["map", "add", "dave", "--file", str(map_path), *flags], keys) == 1
+    assert message in capsys.readouterr().err
+    assert not map_path.exists()
+
+
+def test_check_validates_lines_against_the_site_policy(map_path: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    run(monkeypatch, ["map", "add", "alice", "--file", str(map_path), "--role-arn", ROLE,
+                      "--set", "root=/lab/home/alice"], f"AKIAALICE\n{SECRET}\n")
+    run(monkeypatch, ["map", "add", "bob", "--file", str(map_path), "--source", "default"])
+    conf_dir = tmp_path / "gridftp.d"
+    conf_dir.mkdir()
+    s3_conf = tmp_path / "s3.conf"
+    s3_conf.write_text("root = /lab/home\nappend_only = 1\n")
+    common = ["--file", str(map_path), "-c", "/dev/null", "-C", str(conf_dir), "--s3-conf", str(s3_conf)]
+    capsys.readouterr()
+    assert run(monkeypatch, ["map", "check", *common]) == 0
+    out = capsys.readouterr().out
+    assert f"alice: role {ROLE} assumed with keys AKIAALICE; root=/lab/home/alice, append_only=1" in out
+    assert "bob: botocore's default chain; root=/lab/home, append_only=1" in out
+    run(monkeypatch, ["map", "add", "bob", "--file", str(map_path), "--set", "append_only=0"])
+    assert run(monkeypatch, ["map", "check", *common]) == 1
+    out = capsys.readouterr().out
+    assert "bob: ERROR: the line goes beyond the site's S3 policy: append_only=0 cannot lift" in out

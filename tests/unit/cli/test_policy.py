@@ -83,14 +83,72 @@ def test_bucket_is_required() -> None:
         main(["policy"])
 
 
-def test_uploads_may_remove_their_restart_records(capsys: pytest.CaptureFixture[str]) -> None:
-    doc = policy(capsys, "--bucket", "bk1", "--bucket", "bk2", "--access", "upload")
+def test_append_only_policy(capsys: pytest.CaptureFixture[str]) -> None:
+    doc = policy(capsys, "--bucket", "drop", "--append-only", "--prefix", "incoming/lab")
+    objects = actions(doc, "S3dsiObjectAccess")
+    assert "s3:PutObject" in objects and "s3:DeleteObject" not in objects
+    [objects_statement] = [s for s in doc["Statement"] if s["Sid"] == "S3dsiObjectAccess"]
+    assert objects_statement["Resource"] == ["arn:aws:s3:::drop/incoming/lab/*"]
+    [cleanup] = [s for s in doc["Statement"] if s["Sid"] == "S3dsiProbeCleanup"]
+    assert cleanup["Action"] == ["s3:DeleteObject"]
+    assert cleanup["Resource"] == ["arn:aws:s3:::drop/incoming/lab/.s3dsi-probe-*"]
+    [deny] = [s for s in doc["Statement"] if s["Sid"] == "S3dsiAppendOnly"]
+    # deletes are denied but for the probe's objects and the restart records (outside the prefix)
+    assert deny["Effect"] == "Deny"
+    assert deny["NotResource"] == [*cleanup["Resource"], "arn:aws:s3:::drop/.s3dsi/*"]
     [records] = [s for s in doc["Statement"] if s["Sid"] == "S3dsiRestartRecords"]
-    assert records["Action"] == ["s3:DeleteObject"]
+    assert records["Resource"] == ["arn:aws:s3:::drop/.s3dsi/*"]
+    assert set(deny["Action"]) == {"s3:DeleteObject", "s3:DeleteObjectVersion"}
+    owner = policy(capsys, "--bucket", "drop", "--append-only", "--principal", "123456789012")
+    every = set().union(*(set(s["Action"]) for s in owner["Statement"]))
+    assert "s3:PutObject" in every and "s3:PutObjectAcl" in every
+    assert [s["Resource"] for s in owner["Statement"] if s["Sid"] == "S3dsiProbeCleanup"] == \
+        ["arn:aws:s3:::drop/.s3dsi-probe-*"]
+
+
+def test_object_acl_and_kms(capsys: pytest.CaptureFixture[str]) -> None:
+    key = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab"
+    doc = policy(capsys, "--bucket", "lab", "--access", "upload", "--object-acl", "--kms-key", key)
+    assert "s3:PutObjectAcl" in actions(doc, "S3dsiObjectAccess")
+    assert actions(doc, "S3dsiKms") == {"kms:GenerateDataKey", "kms:Decrypt"}
+    assert "s3:PutObjectAcl" not in actions(policy(capsys, "--bucket", "lab", "--access", "upload"),
+                                            "S3dsiObjectAccess")
+    assert main(["policy", "--bucket", "lab", "--kms-key", "alias-without-arn"]) == 2
+
+
+def test_trust_policies(capsys: pytest.CaptureFixture[str]) -> None:
+    gateway = "arn:aws:iam::111122223333:user/gridftp-gw"
+    doc = policy(capsys, "--trust", gateway, "--external-id", "lab-42")
+    [statement] = doc["Statement"]
+    assert statement["Principal"] == {"AWS": gateway} and statement["Action"] == "sts:AssumeRole"
+    assert statement["Condition"] == {"StringEquals": {"sts:ExternalId": "lab-42"}}
+    instance = policy(capsys, "--trust", "ec2")["Statement"][0]
+    assert instance["Principal"] == {"Service": "ec2.amazonaws.com"} and "Condition" not in instance
+    oidc = "arn:aws:iam::111122223333:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/ABC"
+    web = policy(capsys, "--web-identity", oidc, "--audience", "sts.amazonaws.com",
+                 "--subject", "system:serviceaccount:gridftp:s3dsi")["Statement"][0]
+    assert web["Principal"] == {"Federated": oidc} and web["Action"] == "sts:AssumeRoleWithWebIdentity"
+    host = "oidc.eks.eu-west-1.amazonaws.com/id/ABC"
+    assert web["Condition"] == {"StringEquals": {f"{host}:aud": "sts.amazonaws.com",
+                                                 f"{host}:sub": "system:serviceaccount:gridftp:s3dsi"}}
+    role = "arn:aws:iam::111122223333:role/lab-writer"
+    assume = policy(capsys, "--assume", role)["Statement"][0]
+    assert assume["Action"] == ["sts:AssumeRole"] and assume["Resource"] == [role]
+    assert main(["policy", "--assume", "not-a-role"]) == 2
+    assert main(["policy", "--trust", "ec2", "--external-id", "x"]) == 2
+def test_uploads_keep_their_restart_records_whatever_the_prefix(capsys: pytest.CaptureFixture[str]) -> None:
+    doc = policy(capsys, "--bucket", "bk1", "--bucket", "bk2", "--access", "upload", "--prefix", "home/alice")
+    [records] = [s for s in doc["Statement"] if s["Sid"] == "S3dsiRestartRecords"]
+    assert records["Action"] == ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"]
     assert records["Resource"] == ["arn:aws:s3:::bk1/.s3dsi/*", "arn:aws:s3:::bk2/.s3dsi/*"]
-    for access in ("browse", "download", "delete", "full"):  # delete and full may delete everything anyway
+    for access in ("upload", "delete", "full"):
+        assert "S3dsiRestartRecords" in [s["Sid"] for s in policy(capsys, "--bucket", "bk1", "--access",
+                                                                      access)["Statement"]]
+    for access in ("browse", "download"):  # no uploads, no records
         assert "S3dsiRestartRecords" not in [s["Sid"] for s in policy(capsys, "--bucket", "bk1", "--access",
                                                                           access)["Statement"]]
+    acl = policy(capsys, "--bucket", "bk1", "--access", "upload", "--object-acl")
+    assert "s3:PutObjectAcl" in actions(acl, "S3dsiRestartRecords")
     arn = "arn:aws:iam::123456789012:user/gridftp"
     shared = policy(capsys, "--bucket", "shared", "--access", "upload", "--principal", arn)
     [records] = [s for s in shared["Statement"] if s["Sid"] == "S3dsiRestartRecords"]

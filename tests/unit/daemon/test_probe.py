@@ -8,9 +8,9 @@ from typing import Any
 
 import botocore.session
 from botocore.response import StreamingBody
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 
-from s3dsi.cli.probe import Prober, render
+from s3dsi.cli.probe import ProbeOptions, Prober, render
 
 DENY = {"service_error_code": "AccessDenied", "http_status_code": 403}
 
@@ -192,3 +192,63 @@ def test_a_bucket_of_another_region_or_account_is_still_probed() -> None:
         report, _ = probe(client, bucket="theirs")
     assert report.bucket_unusable is None
     assert "ListObjectsV2" in [o.check.operation for o in report.outcomes]
+
+
+def test_an_acl_refused_alone_is_the_missing_put_object_acl() -> None:
+    client, stub = stubbed_client()
+    bucket_start(stub)
+    deny(stub, "put_object")  # with the ACL...
+    allow(stub, "put_object")  # ...and without it
+    allow(stub, "put_object_tagging")
+    allow(stub, "get_object_tagging", {"TagSet": []})
+    allow(stub, "get_object", body())
+    allow(stub, "create_multipart_upload", {"UploadId": "u-1"})
+    allow(stub, "list_parts")
+    allow(stub, "abort_multipart_upload")
+    allow(stub, "delete_object")
+    options = ProbeOptions(acl="bucket-owner-full-control")
+    with stub:
+        report = Prober(lambda region: client, home_region="us-east-1", options=options).run("lab")
+        stub.assert_no_pending_responses()
+    assert report.missing_actions == ["s3:PutObjectAcl"]
+    assert not report.leftovers
+    text = render(report, "alice", "keys AKIAPROBE", "https://s3.amazonaws.com")
+    assert "s3dsi policy --bucket lab --access upload --object-acl" in text
+
+
+def test_append_only_checks_that_the_store_refuses_to_replace() -> None:
+    client, stub = stubbed_client()
+    bucket_start(stub)
+    stub.add_response("put_object", {}, {"Bucket": "lab", "Key": ANY, "Body": ANY, "IfNoneMatch": "*"})
+    stub.add_client_error("put_object", service_error_code="PreconditionFailed", http_status_code=412)
+    allow(stub, "put_object_tagging")
+    allow(stub, "get_object_tagging", {"TagSet": []})
+    allow(stub, "get_object", body())
+    allow(stub, "create_multipart_upload", {"UploadId": "u-1"})
+    allow(stub, "list_parts")
+    allow(stub, "abort_multipart_upload")
+    allow(stub, "delete_object")
+    with stub:
+        report = Prober(lambda region: client, home_region="us-east-1",
+                        options=ProbeOptions(append_only=True, prefix="drop/")).run("lab")
+        stub.assert_no_pending_responses()
+    assert report.ok and report.key is not None and report.key.startswith("drop/.s3dsi-probe-")
+    [conditional] = [o for o in report.outcomes if o.check.operation == "ConditionalPut"]
+    assert conditional.result == "allowed"
+
+
+def test_a_store_that_replaces_despite_if_none_match_is_reported() -> None:
+    client, stub = stubbed_client()
+    bucket_start(stub)
+    allow(stub, "put_object")
+    allow(stub, "put_object")  # the second conditional put was not refused
+    for method, response in (("put_object_tagging", {}), ("get_object_tagging", {"TagSet": []}),
+                             ("get_object", body()), ("create_multipart_upload", {"UploadId": "u"}),
+                             ("list_parts", {}), ("abort_multipart_upload", {}), ("delete_object", {})):
+        allow(stub, method, response)
+    with stub:
+        report = Prober(lambda region: client, home_region="us-east-1",
+                        options=ProbeOptions(append_only=True)).run("lab")
+    [conditional] = [o for o in report.outcomes if o.check.operation == "ConditionalPut"]
+    assert conditional.result == "failed" and "conditional_writes = no" in conditional.detail
+    assert not report.ok

@@ -153,6 +153,18 @@ def test_secret_keys_and_registered_values_are_redacted() -> None:
     ("aws_secret_access_key=abcDEF123 next", "abcDEF123"),
     ("x-amz-security-token:FwoGZXIvYXdzEB\nhost:example", "FwoGZXIvYXdzEB"),
     ("PASS login password: letmein99", "letmein99"),
+    # what botocore prints at DEBUG for STS and instance metadata, before s3dsi registers anything
+    ("b'<Credentials><AccessKeyId>ASIAX</AccessKeyId><SecretAccessKey>stsS3cret/+x</SecretAccessKey>"
+     "<SessionToken>FQoGZXIvYXdzEJr//////////wEa</SessionToken></Credentials>'", "stsS3cret/+x"),
+    ("<SessionToken>FQoGZXIvYXdzEJr//////////wEa</SessionToken>", "FQoGZXIvYXdzEJr"),
+    ('content body: {"Code" : "Success", "SecretAccessKey" : "imdsS3cret", "Token" : "imdsT0ken"}',
+     "imdsS3cret"),
+    ('content body: {"Code" : "Success", "SecretAccessKey" : "imdsS3cret", "Token" : "imdsT0ken"}',
+     "imdsT0ken"),
+    ("Action=AssumeRoleWithWebIdentity&WebIdentityToken=eyJhbGciOiJSUzI1.eyJzdWIi.sig&Version=2011",
+     "eyJhbGciOiJSUzI1"),
+    ("'body': {'Action': 'AssumeRoleWithWebIdentity', 'WebIdentityToken': 'eyJhbGciOi.e30.c2ln'}",
+     "eyJhbGciOi"),
 ])
 def test_text_patterns(text: str, leak: str) -> None:
     assert leak not in redact_text(text)

@@ -11,13 +11,19 @@ import pytest
 from s3dsi.config.settings import Settings
 from s3dsi.protocol.errors import PermissionDenied
 from s3dsi.server.backends import MapFileBackends, mapped_credentials
+from s3dsi.storage.s3clients import S3Config, S3Credentials
+from s3dsi.storage.s3credentials import CredentialResolver
 
 ENTRY = "alice;AKIAIOSFODNN7EXAMPLE;wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n"
 
 
 class _Factory:
-    def for_credentials(self, key: str, secret: str) -> tuple[str, str]:
-        return key, secret
+    """What MapFileBackends uses of an S3BackendFactory (static keys resolve without a network)."""
+
+    credentials = CredentialResolver(S3Config())
+
+    def for_user(self, credentials: S3Credentials, policy: object = None) -> tuple[str, str]:
+        return credentials.access_key_id, credentials.secret_access_key
 
 
 def map_file(tmp_path: Path, mode: int = 0o600) -> Path:

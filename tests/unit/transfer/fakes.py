@@ -19,7 +19,7 @@ from s3dsi.protocol.errors import (
     PathNotFound,
     PermissionDenied,
 )
-from s3dsi.storage.backend import ObjectInfo, PartInfo, UploadInfo
+from s3dsi.storage.backend import ObjectInfo, PartInfo, UploadInfo, WriteCondition
 
 NOW = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -29,7 +29,7 @@ class _Object:
     data: bytes
     etag: str
     tags: dict[str, str] = field(default_factory=dict)
-    crc32c: str | None = None  # as S3 keeps a single PutObject's x-amz-checksum-crc32c
+    crc32c: str | None = None  # as S3 keeps a single PutObject's (or a FULL_OBJECT upload's) CRC32C
 
 
 @dataclass
@@ -54,6 +54,9 @@ class FakeBackend:
         self.tags_allowed = True
         self.tagging_denied = False  # PutObject with tags refused (no s3:PutObjectTagging)
         self.min_part_size = 0  # S3 wants 5 MiB; tests lower it
+        self.condition: WriteCondition | None = None  # what check_writable hands out
+        self.commit_conditions: list[WriteCondition | None] = []  # what each commit carried
+        self.completed_crc32c: list[int | None] = []  # the full-object CRC32C each completion carried
         self._ids = itertools.count(1)
 
     # -- helpers for tests -------------------------------------------------------------------------
@@ -92,7 +95,7 @@ class FakeBackend:
         raise NotImplementedError
 
     # -- reading -----------------------------------------------------------------------------------
-    def head_object(self, path: str, *, with_tags: bool = False) -> ObjectInfo:
+    def head_object(self, path: str, *, with_tags: bool = False, with_checksums: bool = False) -> ObjectInfo:
         self._record("head_object")
         if path.count("/") < 2:
             raise IsADirectory()
@@ -100,9 +103,20 @@ class FakeBackend:
             obj = self.objects.get(path)
             if obj is None:
                 raise PathNotFound(operation="stat")
+            checksums = {"CRC32C": obj.crc32c} if with_checksums and obj.crc32c else {}
             return ObjectInfo(path, len(obj.data), obj.etag, NOW, tags=dict(obj.tags) if with_tags else {},
-                              crc32c=obj.crc32c)
+                              crc32c=obj.crc32c, checksums=checksums)
 
+    def open_read(self, path: str, start: int, into: memoryview) -> tuple[ObjectInfo, int]:
+        self._record("open_read")
+        if path.count("/") < 2:
+            raise IsADirectory()
+        with self.lock:
+            obj = self.objects.get(path)
+            if obj is None:
+                raise PathNotFound(operation="open")
+            info = ObjectInfo(path, len(obj.data), obj.etag, NOW, crc32c=obj.crc32c)
+        return info, self.read_range(info, start, into[:max(0, min(len(into), info.size - start))])
 
     def read_range(self, info: ObjectInfo, start: int, into: memoryview) -> int:
         if self.before_read is not None:
@@ -130,14 +144,20 @@ class FakeBackend:
         return True
 
     # -- writing -----------------------------------------------------------------------------------
-    def check_writable(self, path: str) -> None:
+    def check_writable(self, path: str) -> WriteCondition | None:
         self._record("check_writable")
         if path.count("/") < 2:
             raise IsADirectory()
+        return self.condition
+
+    def check_renamable(self, path: str) -> None:
+        return None
 
     def put_object(self, path: str, data: memoryview, *, crc32c: int | None = None,
-                   tags: Mapping[str, str] | None = None) -> ObjectInfo:
+                   tags: Mapping[str, str] | None = None,
+                   condition: WriteCondition | None = None) -> ObjectInfo:
         self._record("put_object")
+        self.commit_conditions.append(condition)
         if tags and self.tagging_denied:
             raise PermissionDenied()
         payload = bytes(data)
@@ -175,8 +195,10 @@ class FakeBackend:
             upload.parts[number] = (payload, etag)
         return etag
 
-    def complete_upload(self, path: str, upload_id: str, parts: list[tuple[int, str]]) -> ObjectInfo:
+    def complete_upload(self, path: str, upload_id: str, parts: list[tuple[int, str]], *,
+                        crc32c: int | None = None, condition: WriteCondition | None = None) -> ObjectInfo:
         self._record("complete_upload")
+        self.commit_conditions.append(condition)
         if self.fail_complete is not None:
             raise self.fail_complete
         with self.lock:
@@ -191,10 +213,14 @@ class FakeBackend:
                     assert len(payload) >= self.min_part_size, "part too small"
                 chunks.append(payload)
             data = b"".join(chunks)
+            if crc32c is not None:  # S3 checks a full-object checksum against the parts
+                assert _crc.crc32c(data) == crc32c, "complete_upload full-object crc32c mismatch"
+            self.completed_crc32c.append(crc32c)
             md5s = b"".join(bytes.fromhex(e) for _, e in parts)
             etag = f"{hashlib.md5(md5s).hexdigest()}-{len(parts)}"
-            self.objects[path] = _Object(data, etag)
-        return ObjectInfo(path, len(data), etag, NOW)
+            stored_crc = f"{crc32c:08x}" if crc32c is not None else None  # kept, as S3 keeps FULL_OBJECT ones
+            self.objects[path] = _Object(data, etag, crc32c=stored_crc)
+        return ObjectInfo(path, len(data), etag, NOW, crc32c=stored_crc)
 
     def abort_upload(self, path: str, upload_id: str) -> None:
         self._record("abort_upload")

@@ -153,3 +153,21 @@ async def test_read_back_digest_is_remembered(workers: PartWorkers) -> None:
     other = payload(3 * P + 9, seed=2)
     backend.put(PATH, other, tags=dict(backend.objects[PATH].tags))
     assert await cksm(backend, workers, "MD5") == hashlib.md5(other).hexdigest()
+
+
+async def test_whole_object_answered_from_the_stores_own_checksum_first(workers: PartWorkers) -> None:
+    """An object another tool uploaded with a CRC32C checksum, no tags of ours: the store's checksum
+    answers (asked with the HeadObject), neither tags nor data are read."""
+    data = payload(3 * P + 1, seed=9)
+    backend = FakeBackend()
+    backend.put(PATH, data)
+    backend.objects[PATH].crc32c = f"{crc32c.crc32c(data):08x}"
+    reads: list[int] = []
+    backend.before_read = reads.append
+    backend.calls.clear()
+    assert await cksm(backend, workers, "CRC32C") == f"{crc32c.crc32c(data):08x}"
+    assert reads == [] and backend.calls == ["head_object"]
+    # other algorithms, or a range, are not what the store's checksum describes
+    assert await cksm(backend, workers, "ADLER32") == f"{zlib.adler32(data):08x}"
+    assert await cksm(backend, workers, "CRC32C", 1, 10) == f"{crc32c.crc32c(data[1:11]):08x}"
+    assert reads

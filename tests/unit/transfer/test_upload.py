@@ -10,7 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from s3dsi.protocol.errors import BackendUnavailable, DsiError, TransferAborted
+from s3dsi.config.s3policy import S3Policy
+from s3dsi.protocol.errors import BackendUnavailable, DsiError, PathExists, TransferAborted
+from s3dsi.storage.backend import WriteCondition
+from s3dsi.storage.memory import MemoryBackend
+from s3dsi.storage.policy import PolicyBackend
 from s3dsi.transfer.buffers import BufferPool
 from s3dsi.transfer.errors import FileTooLarge, IncompleteUpload
 from s3dsi.transfer.geometry import PartPlan
@@ -158,6 +162,23 @@ async def test_one_part_and_one_byte_is_multipart(workers: PartWorkers) -> None:
     assert "upload_part 1" in backend.calls
     assert "upload_part 2" in backend.calls
     assert backend.objects[PATH].tags["s3dsi-etag"] == backend.objects[PATH].etag
+
+
+@pytest.mark.parametrize("size", [P - 3, 5 * P + 17])
+async def test_the_commit_carries_the_opening_condition_and_the_whole_crc32c(workers: PartWorkers,
+                                                                             size: int) -> None:
+    """What check_writable answered when the upload opened goes with its commit (PutObject or
+    CompleteMultipartUpload), and a multipart completion carries the object's CRC32C (the fake checks
+    it against the data, as S3 checks a full-object checksum)."""
+    backend = FakeBackend()
+    backend.condition = WriteCondition(must_not_exist=True, reason="append_only")
+    data = payload(size, seed=3)
+    streams = deal(blocks_of(size, 8192), 3, random.Random(2))
+    _engine, pool = await upload(backend, workers, data, streams)
+    assert_stored(backend, data, pool)
+    assert backend.commit_conditions == [backend.condition]
+    if size > P:
+        assert backend.completed_crc32c == [int(reference_digests(data)["CRC32C"], 16)]
 
 
 async def test_many_parts_with_eight_streams(workers: PartWorkers) -> None:
@@ -573,3 +594,30 @@ async def test_stall_once_uploads_above_a_missing_block_are_done(workers: PartWo
     await engine.abort()
     assert backend.list_uploads(PATH) == []
     assert pool.in_use == 0
+
+
+async def test_a_policy_is_asked_even_when_the_directory_cache_knows_the_name(
+        workers: PartWorkers) -> None:
+    """The namespace lets an upload skip check_writable when a listing showed the name is no directory;
+    under append-only that check is what refuses replacing, and its condition what guards the commit."""
+    memory = MemoryBackend()
+    memory.create_bucket("bucket")
+    memory.put_object(PATH, memoryview(b"first"))
+    [entry for page in memory.list_pages("/bucket/dir") for entry in page]  # the cache now knows dir/
+    assert memory.writable_known(PATH)
+    view = PolicyBackend(memory, S3Policy(append_only=True))
+    engine = UploadEngine(view, PATH, plan=PartPlan.uniform(P), pool=BufferPool(4 * P), workers=workers)
+    with pytest.raises(PathExists, match="append-only"):
+        await engine.open()
+    fresh = UploadEngine(view, "/bucket/dir/new", plan=PartPlan.uniform(P), pool=BufferPool(4 * P),
+                         workers=workers)
+    await fresh.open()
+    memory.put_object("/bucket/dir/new", memoryview(b"raced"))  # another writer
+    await run_streams(fresh, b"mine", [blocks_of(4, 4)])
+    with pytest.raises(PathExists, match="another upload created this object meanwhile"):
+        await fresh.finish()
+    # the other writer's object stays
+    info = memory.head_object("/bucket/dir/new")
+    buffer = bytearray(info.size)
+    memory.read_range(info, 0, memoryview(buffer))
+    assert bytes(buffer) == b"raced"

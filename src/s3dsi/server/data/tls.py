@@ -130,11 +130,12 @@ class RecordLayer:
     def __init__(self, engine: TlsEngine) -> None:
         self._engine = engine
         self._obj = engine.obj
+        self._incoming = engine._in  # the engine's own BIO, fed without a copy
         self._read: Any = engine.obj.read  # typeshed knows only the bytes-returning form
         self.closed = False  # the peer's close_notify (or its end of stream) was read
 
     def feed(self, data: memoryview) -> None:
-        self._engine.feed(bytes(data))
+        self._incoming.write(data)  # the BIO copies it: no bytes object of our own in between
 
     def read_into(self, view: memoryview) -> int:
         """Decrypt into ``view``: bytes written, 0 when more ciphertext is needed, -1 at the end."""

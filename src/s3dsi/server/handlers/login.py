@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from s3dsi.protocol.errors import DsiError
+from s3dsi.protocol.errors import CredentialsUnavailable, DsiError
 from s3dsi.protocol.replies import Reply
 from s3dsi.protocol.session import Deferred
 from s3dsi.security.gridmap import GridMapError
@@ -54,11 +54,14 @@ async def pass_(session: Session, cmd: Deferred) -> None:
     else:
         local_user = await ctx.login_pool.run(ctx.authenticator.authenticate, name, password)
     backend = None
+    told: str | None = None  # a reason the user may hear (after a correct password or DN)
     if local_user is not None:
         try:
             backend = await ctx.call(ctx.backends.backend_for, local_user)
         except DsiError as err:
             session.log.warning("no usable S3 credentials", user=local_user, reason=err.text)
+            if isinstance(err, CredentialsUnavailable):  # STS's reason, never a token: credentials.py
+                told = err.text
     if local_user is None or backend is None:
         attempt.failed()
         session.log.warning("login failed", ftp_user=name, delay=attempt.delay)
@@ -66,6 +69,7 @@ async def pass_(session: Session, cmd: Deferred) -> None:
         # One reason for every failure: a client cannot tell a bad password from a missing map entry.
         reason = "no grid-mapfile entry or S3 credentials for this DN and user" if gsi else \
             "bad user name, password or credentials"
+        reason = told or reason
         await session.reply(session.core.login_failed(reason))
         session.failed_logins += 1
         if session.failed_logins >= ctx.settings.login_attempts_max:

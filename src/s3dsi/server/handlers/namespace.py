@@ -122,6 +122,10 @@ async def rnfr(session: Session, cmd: Deferred) -> None:
     except DsiError as err:
         await session.reply(error_reply(err, code=500))  # GT answers a missing source with 500
         return
+    try:
+        await session.ctx.call(session.user_backend.check_renamable, path)  # a policy may forbid it
+    except DsiError as err:
+        raise with_operation(err, "rename") from None
     await session.reply(session.core.rnfr_accepted(path))
 
 
