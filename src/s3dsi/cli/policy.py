@@ -167,8 +167,8 @@ def bucket_policy(bucket: str, access: str, principal: str, partition: str = "aw
     if objects:
         statements.append(_statement("S3dsiObjectAccess", objects, _object_arns([arn], prefix)[0], principal))
     if "s3:PutObject" in objects:
-        statements.append(_statement("S3dsiRestartRecords", _record_actions(object_acl), _record_arns([arn])[0],
-                                     principal))
+        statements.append(_statement("S3dsiRestartRecords", _record_actions(object_acl),
+                                     _record_arns([arn])[0], principal))
     if append_only:
         statements.append(_statement("S3dsiProbeCleanup", ("s3:DeleteObject",), _probe_arns([arn], prefix)[0],
                                      principal))

@@ -79,6 +79,11 @@ def test_everything_allowed_and_everything_cleaned_up() -> None:
     assert "bucket lab: lifecycle rule aborts incomplete multipart uploads after 2 day(s)" in text
 
 
+def no_lifecycle(stub: Stubber) -> None:
+    stub.add_client_error("get_bucket_lifecycle_configuration",
+                          service_error_code="NoSuchLifecycleConfiguration", http_status_code=404)
+
+
 def records_allowed(stub: Stubber) -> None:
     """The restart-record checks: write, read back and remove a record under .s3dsi/."""
     allow(stub, "put_object")
@@ -205,6 +210,8 @@ def test_an_acl_refused_alone_is_the_missing_put_object_acl() -> None:
     allow(stub, "create_multipart_upload", {"UploadId": "u-1"})
     allow(stub, "list_parts")
     allow(stub, "abort_multipart_upload")
+    records_allowed(stub)
+    no_lifecycle(stub)
     allow(stub, "delete_object")
     options = ProbeOptions(acl="bucket-owner-full-control")
     with stub:
@@ -227,6 +234,11 @@ def test_append_only_checks_that_the_store_refuses_to_replace() -> None:
     allow(stub, "create_multipart_upload", {"UploadId": "u-1"})
     allow(stub, "list_parts")
     allow(stub, "abort_multipart_upload")
+    # the restart records are at the top of the bucket, outside the prefix
+    stub.add_response("put_object", {}, {"Bucket": "lab", "Key": ANY, "Body": ANY})
+    allow(stub, "get_object", body())
+    allow(stub, "delete_object")
+    no_lifecycle(stub)
     allow(stub, "delete_object")
     with stub:
         report = Prober(lambda region: client, home_region="us-east-1",
@@ -244,8 +256,11 @@ def test_a_store_that_replaces_despite_if_none_match_is_reported() -> None:
     allow(stub, "put_object")  # the second conditional put was not refused
     for method, response in (("put_object_tagging", {}), ("get_object_tagging", {"TagSet": []}),
                              ("get_object", body()), ("create_multipart_upload", {"UploadId": "u"}),
-                             ("list_parts", {}), ("abort_multipart_upload", {}), ("delete_object", {})):
+                             ("list_parts", {}), ("abort_multipart_upload", {}), ("put_object", {}),
+                             ("get_object", body()), ("delete_object", {})):
         allow(stub, method, response)
+    no_lifecycle(stub)
+    allow(stub, "delete_object")
     with stub:
         report = Prober(lambda region: client, home_region="us-east-1",
                         options=ProbeOptions(append_only=True)).run("lab")
