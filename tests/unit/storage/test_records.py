@@ -6,9 +6,11 @@ import json
 
 import pytest
 
+from s3dsi.config.s3policy import Root, S3Policy
 from s3dsi.protocol.errors import PermissionDenied
 from s3dsi.storage.memory import MemoryBackend
 from s3dsi.storage.paths import S3Path, parse_path
+from s3dsi.storage.policy import PolicyBackend
 from s3dsi.storage.readonly import ReadOnlyBackend
 from s3dsi.storage.records import (
     RECORD_PREFIX,
@@ -89,3 +91,17 @@ def test_listings_hide_the_records_and_paths_cannot_name_them(backend: MemoryBac
 def test_read_only_sessions_get_no_records(backend: MemoryBackend) -> None:
     with pytest.raises(PermissionDenied):
         ReadOnlyBackend(backend).upload_records("/bkt/a")
+
+
+def test_under_a_virtual_root_records_stay_at_the_top_of_the_real_bucket(backend: MemoryBackend) -> None:
+    """A user confined to /bkt/home/alice names /data/f; the record lies in bkt/.s3dsi/, outside anything
+    the user can name, and describes the real key."""
+    view = PolicyBackend(backend, S3Policy(root=Root("bkt", "home/alice")))
+    records = view.upload_records("/data/f.bin")
+    assert records.bucket == "bkt"
+    records.put(TOKEN, {"path": "/data/f.bin"})
+    [stored] = bucket_records(backend.store, "bkt")
+    assert stored.key == "home/alice/data/f.bin" and dict(stored.entry) == {"path": "/data/f.bin"}
+    assert [r.token for r in view.upload_records("/data/f.bin").all()] == [TOKEN]
+    # under a root, ".s3dsi" is an ordinary name of the user's (the reserved one is the bucket's top)
+    assert view.upload_records("/.s3dsi/x").bucket == "bkt"
