@@ -25,7 +25,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from s3dsi.protocol.errors import DataChannelError, DsiError
-from s3dsi.storage.backend import UploadRecordSet
+from s3dsi.storage.backend import Backend, UploadRecordSet
 from s3dsi.transfer.geometry import PartPlan
 from s3dsi.transfer.journal import JournalEntry, new_token, this_host
 from s3dsi.transfer.upload import UploadEngine
@@ -37,11 +37,12 @@ RECORD_FAILED = "cannot write the restart record"
 
 
 class RestartKeeper:
-    def __init__(self, session: Session, path: str, records: UploadRecordSet, plan: PartPlan,
+    def __init__(self, session: Session, path: str, backend: Backend, plan: PartPlan,
                  entry: JournalEntry | None) -> None:
         self.session = session
         self.path = path
-        self.records = records
+        self._backend = backend
+        self._records: UploadRecordSet | None = None
         self.engine: UploadEngine | None = None
         self.plan = plan
         self.user = session.state.user or ""
@@ -51,6 +52,13 @@ class RestartKeeper:
         self.promised = entry is not None  # the client was told some ranges are stored
         self.ended = False  # completed or aborted: nothing to record any more
         self._withheld: list[tuple[int, int]] = []
+
+    @property
+    def records(self) -> UploadRecordSet:
+        """The records of this upload's object; asked for once the upload has been checked writable."""
+        if self._records is None:
+            self._records = self._backend.upload_records(self.path)
+        return self._records
 
     def _base(self, upload_id: str) -> JournalEntry:
         return JournalEntry(user=self.user, path=self.path, upload_id=upload_id, plan=self.plan.to_dict(),

@@ -90,4 +90,4 @@ class ReadOnlyBackend:
         raise self._refuse(path, "write")
 
     def upload_records(self, path: str) -> UploadRecordSet:
-        raise self._refuse(path, "write")
+        raise self._refuse(path, "open")  # as check_writable: the same reply before 150

@@ -205,8 +205,7 @@ async def _upload(session: Session, path: str, *, kind: str, offset: int) -> Non
         else:
             plan = upload_plan(allo + offset if allo else None, min_part=settings.part_size_min,
                                max_part=settings.part_size_max, budget=settings.memory_budget)
-        keeper = RestartKeeper(session, path, session.user_backend.upload_records(path), plan,
-                               resumed.entry if resumed else None)
+        keeper = RestartKeeper(session, path, session.user_backend, plan, resumed.entry if resumed else None)
         if resumed is not None:
             await keeper.resumed()
         engine = UploadEngine(session.user_backend, path, plan=plan, pool=ctx.pool, workers=ctx.workers,
