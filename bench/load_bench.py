@@ -362,7 +362,9 @@ def main() -> int:
         root = Path(scratch)
         with MotoServerProcess.start(root / "moto") as moto:
             bucket = moto.create_bucket()
-            gridftp = {"log_level": "ERROR", **({"allow_root": "1"} if os.geteuid() == 0 else {}), **options}
+            # one process, as measured in docs/performance.md; --option workers=N for more
+            gridftp = {"log_level": "ERROR", "workers": "1",
+                       **({"allow_root": "1"} if os.geteuid() == 0 else {}), **options}
             config = S3dsiConfig(root / "site", moto.endpoint, moto.access_key, moto.secret_key,
                                  gridftp_options=gridftp).write()
             daemon = config.start(env={"PYTHONPATH": args.pythonpath} if args.pythonpath else None)

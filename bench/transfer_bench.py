@@ -91,7 +91,8 @@ class Variant:
     def start(self, gateway: Gateway, root: Path) -> None:
         from tests.support.s3dsi_env import S3dsiConfig, ftp_url  # noqa: PLC0415
 
-        gridftp = {"log_level": "ERROR"}  # the default; the test helper sets ALL
+        # the default log level (the test helper sets ALL); one process unless the variant says otherwise
+        gridftp = {"log_level": "ERROR", "workers": "1"}
         if os.geteuid() == 0:
             gridftp["allow_root"] = "1"  # root without process_user: one process, as with process_user
         gridftp.update(self.gridftp_options)

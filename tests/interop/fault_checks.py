@@ -1,9 +1,10 @@
 """What every fault case of test_faults.py checks afterwards, and the client runs the cases share.
 
 The guarantee, in four parts: the object is the previous one or the complete new one (never a part of
-it, never an extra key); the daemon still serves (a new login uploads and downloads a file); after
-``s3dsi janitor --max-age 0`` no multipart upload is left in the bucket; a failed download is reported
-to the client (never ``226`` for a truncated file).
+it, never an extra key besides the daemon's restart records); the daemon still serves (a new login
+uploads and downloads a file); after ``s3dsi janitor --max-age 0`` no multipart upload and no restart
+record is left in the bucket; a failed download is reported to the client (never ``226`` for a
+truncated file).
 """
 
 from __future__ import annotations
@@ -29,26 +30,29 @@ from tests.support.interop_helpers import (
     kill_process,
     object_bytes,
     pending_uploads,
+    restart_records,
+    user_keys,
     wait_for,
 )
 from tests.support.programs import need
-from tests.support.s3dsi_env import client_env
+from tests.support.s3dsi_env import S3dsiConfig, client_env
 
 PREVIOUS = b"the previous content of this object\n"
 
 
 class LeftoverUpload(AssertionError):
-    """A multipart upload is still in the bucket after the janitor ran: nothing will ever abort it."""
+    """A multipart upload (or its record) is still in the bucket after the janitor ran: nothing will
+    ever abort it."""
 
 
 def journal_entries(s3dsi: S3dsi) -> list[Path]:
-    """The restart journal's entries (the test configuration's state_dir/uploads)."""
+    """The local restart cache's entries (the test configuration's state_dir/uploads)."""
     directory = s3dsi.config.root / "state" / "uploads"
     return sorted(directory.glob("*.json")) if directory.is_dir() else []
 
 
-def journalled_parts(s3dsi: S3dsi) -> int:
-    """Parts the journal records as promised to a client by range markers (0 before the first)."""
+def cached_parts(s3dsi: S3dsi) -> int:
+    """Parts the local cache lists as promised to a client by range markers (0 before the first)."""
     total = 0
     for path in journal_entries(s3dsi):
         try:
@@ -58,12 +62,12 @@ def journalled_parts(s3dsi: S3dsi) -> int:
     return total
 
 
-def run_janitor(s3dsi: S3dsi, prefix: Sequence[str] = ()) -> str:
-    """``s3dsi janitor --max-age 0`` with the daemon's configuration; its output."""
-    config = s3dsi.config
+def run_janitor(s3dsi: S3dsi, prefix: Sequence[str] = (), config: S3dsiConfig | None = None) -> str:
+    """``s3dsi janitor --max-age 0`` with the daemon's configuration (or another host's); its output."""
+    config = config or s3dsi.config
     proc = subprocess.run([*prefix, sys.executable, "-m", "s3dsi", "janitor", "-c", "/dev/null",
                            "-C", str(config.conf_dir), "--s3-conf", str(config.s3_conf), "--max-age", "0"],
-                          capture_output=True, text=True, timeout=60, check=False)
+                          capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, f"janitor exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout + proc.stderr
 
@@ -89,15 +93,16 @@ def assert_guarantees(s3dsi: S3dsi, proxy: FaultProxy, bucket: str, key: str, *,
     assert got is not None, "the previous object is gone"
     assert len(got) == len(expect) and got == expect, (
         f"object is {len(got)} bytes, expected {len(expect)} ({'previous' if expect == PREVIOUS else 'new'})")
-    assert s3dsi.keys(bucket) == [key]
+    assert user_keys(s3dsi.moto, bucket) == [key]
     assert_serving(s3dsi, bucket)
     output = run_janitor(s3dsi, janitor_prefix)
     try:
-        wait_for(lambda: not pending_uploads(s3dsi.moto, bucket), timeout=5,
-                 what="the bucket to have no multipart upload")
+        wait_for(lambda: not pending_uploads(s3dsi.moto, bucket) and not restart_records(s3dsi.moto, bucket),
+                 timeout=5, what="the bucket to have no multipart upload and no restart record")
     except AssertionError:
-        raise LeftoverUpload(f"multipart uploads of {pending_uploads(s3dsi.moto, bucket)} survived the "
-                             f"janitor, which said: {output.strip()}") from None
+        raise LeftoverUpload(f"multipart uploads of {pending_uploads(s3dsi.moto, bucket)} (records: "
+                             f"{restart_records(s3dsi.moto, bucket)}) survived the janitor, which said: "
+                             f"{output.strip()}") from None
 
 
 # -- client runs -------------------------------------------------------------------------------------

@@ -20,7 +20,6 @@ A multipart upload that survives the janitor raises ``LeftoverUpload``.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import socket
 from collections.abc import Callable, Iterator, Sequence
@@ -34,7 +33,6 @@ from tests.interop.fault_checks import (
     assert_guarantees,
     download,
     journal_entries,
-    journalled_parts,
     slow_guc_upload,
     upload,
     written,
@@ -42,7 +40,13 @@ from tests.interop.fault_checks import (
 from tests.support.daemon import start_process_daemon
 from tests.support.faultproxy import FaultProxy
 from tests.support.ftp_client import Client, block
-from tests.support.interop_helpers import pending_uploads, wait_for
+from tests.support.interop_helpers import (
+    kill_tree,
+    pending_uploads,
+    recorded_parts,
+    restart_records,
+    wait_for,
+)
 from tests.support.moto_server import MotoS3
 from tests.support.programs import need
 from tests.support.s3dsi_env import PASSWORD, USER, MiB
@@ -153,8 +157,8 @@ def test_download_under_s3_fault(s3dsi_via_proxy: S3dsi, fault_proxy: FaultProxy
 # -- ABOR after a range marker ----------------------------------------------------------------------------
 def test_abor_after_range_marker_aborts_the_upload(s3dsi_via_proxy: S3dsi, fault_proxy: FaultProxy,
                                                    bucket: str) -> None:
-    """A MODE E upload that has announced stored ranges (111) is journalled for a restart; an ABOR
-    must still abort it at once (no janitor needed) and drop the journal entry. globus-url-copy never
+    """A MODE E upload that has announced stored ranges (111) is recorded for a restart; an ABOR
+    must still abort it at once (no janitor needed) and drop the record. globus-url-copy never
     sends ABOR (on SIGINT it just closes its connections), so a hand-made MODE E client does."""
     key = unique("abor-after-111")
     put_previous(s3dsi_via_proxy, bucket, key)
@@ -175,7 +179,7 @@ def test_abor_after_range_marker_aborts_the_upload(s3dsi_via_proxy: S3dsi, fault
             assert reply.code in (111, 112), reply
             if reply.code == 111:
                 markers.append(reply.text)
-        assert journalled_parts(s3dsi_via_proxy), "a range marker went out without a journal entry"
+        assert recorded_parts(s3dsi_via_proxy.moto, bucket, key), "a range marker went out without a record"
         assert pending_uploads(s3dsi_via_proxy.moto, bucket, key)
         client.send("ABOR")
         replies = [client.read_reply() for _ in range(2)]
@@ -184,6 +188,7 @@ def test_abor_after_range_marker_aborts_the_upload(s3dsi_via_proxy: S3dsi, fault
         assert [r.code for r in replies] == [426, 226], replies
         # the abort happened before the replies: no janitor, no waiting
         assert pending_uploads(s3dsi_via_proxy.moto, bucket, key) == []
+        assert restart_records(s3dsi_via_proxy.moto, bucket, key) == []
         assert journal_entries(s3dsi_via_proxy) == []
         assert client.cmd("NOOP").code == 200
     finally:
@@ -213,13 +218,12 @@ def restarted(s3dsi: S3dsi) -> S3dsi:
 
 
 def kill_daemon(s3dsi: S3dsi) -> None:
-    s3dsi.daemon.process.kill()  # SIGKILL, by PID
-    s3dsi.daemon.process.wait(10)
+    kill_tree(s3dsi.daemon.process)  # SIGKILL of the daemon and its workers, by PID
 
 
 def test_daemon_killed_before_first_range_marker(fault_proxy: FaultProxy, moto_s3: MotoS3, bucket: str,
                                                  tmp_path: Path) -> None:
-    """SIGKILL once the multipart upload exists but before any 111: it was journalled when it was
+    """SIGKILL once the multipart upload exists but before any 111: it was recorded (in S3) when it was
     created, so the janitor knows of it."""
     key = unique("killed-early")
     with own_daemon(tmp_path / "s3dsi", fault_proxy, moto_s3) as s3dsi:
@@ -228,10 +232,10 @@ def test_daemon_killed_before_first_range_marker(fault_proxy: FaultProxy, moto_s
             wait_for(lambda: pending_uploads(moto_s3, bucket, key), timeout=20,
                      what="the multipart upload to start")
             kill_daemon(s3dsi)
-        # a range marker is journalled before it is sent: an entry without parts means the kill came
+        # a range marker is recorded before it is sent: a record without parts means the kill came
         # before the first one
-        entries = [json.loads(path.read_text()) for path in journal_entries(s3dsi)]
-        assert entries, "the upload was not journalled at creation"
+        entries = restart_records(moto_s3, bucket, key)
+        assert entries, "the upload was not recorded at creation"
         assert all(entry["parts"] == [] for entry in entries), "the kill came after the first range marker"
         after = restarted(s3dsi)
         try:
@@ -242,14 +246,14 @@ def test_daemon_killed_before_first_range_marker(fault_proxy: FaultProxy, moto_s
 
 def test_daemon_killed_after_first_range_marker(fault_proxy: FaultProxy, moto_s3: MotoS3, bucket: str,
                                                 tmp_path: Path) -> None:
-    """SIGKILL after the first 111: the journalled upload is kept for a REST restart (the restarted
+    """SIGKILL after the first 111: the recorded upload is kept for a REST restart (the restarted
     daemon's own sweep keeps it, being young), and the janitor with age 0 aborts it."""
     key = unique("killed-late")
     with own_daemon(tmp_path / "s3dsi", fault_proxy, moto_s3) as s3dsi:
         put_previous(s3dsi, bucket, key)
         with slow_guc_upload(tmp_path, s3dsi.url(f"/{bucket}/{key}"), os.urandom(HEAD)):
-            wait_for(lambda: journalled_parts(s3dsi), timeout=FIRST_RANGE_MARKER + 15,
-                     what="the first range marker (parts in the journal entry)")
+            wait_for(lambda: recorded_parts(moto_s3, bucket, key), timeout=FIRST_RANGE_MARKER + 15,
+                     what="the first range marker (parts in the record)")
             kill_daemon(s3dsi)
         after = restarted(s3dsi)
         try:
@@ -262,7 +266,7 @@ def test_daemon_killed_after_first_range_marker(fault_proxy: FaultProxy, moto_s3
 # -- a full state directory: a tiny tmpfs, filled up, in the daemon's own mount namespace ---------------
 def full_state_dir_prefix(state_dir: Path) -> list[str]:
     """Run the daemon in a private mount namespace where ``state_dir`` is a 64 KiB tmpfs that a
-    filler file has used up: the journal's file is created, its write fails with ENOSPC."""
+    filler file has used up: the local cache's file is created, its write fails with ENOSPC."""
     if os.geteuid() != 0:
         pytest.skip("a tmpfs in a private mount namespace needs root (CI runs as root)")
     for program in ("unshare", "mount", "dd", "nsenter"):
@@ -274,18 +278,20 @@ def full_state_dir_prefix(state_dir: Path) -> list[str]:
 
 
 def in_namespace_of(s3dsi: S3dsi) -> list[str]:
-    """Run a command in the daemon's mount namespace (the janitor must read the journal it wrote)."""
+    """Run a command in the daemon's mount namespace (where its local cache is)."""
     return [need("nsenter"), f"--mount=/proc/{s3dsi.daemon.process.pid}/ns/mnt", "--"]
 
 
-JOURNAL_FAILED = "cannot write the restart journal"
+CACHE_FAILED = "local restart cache not written"
+RECORD_FAILED = "cannot write the restart record"
 
 
 @pytest.mark.parametrize("ending", ["completes", "client-killed"])
 def test_full_state_directory(fault_proxy: FaultProxy, moto_s3: MotoS3, bucket: str, tmp_path: Path,
                               ending: str) -> None:
-    """Range markers are due but the journal cannot be written. The upload that then completes is
-    stored; the one whose client dies must not leave a multipart upload nobody can find."""
+    """The local cache cannot be written: nothing changes, since the records in S3 decide. Range markers
+    still go out; the upload that then completes is stored; the one whose client dies is kept for a
+    restart and found by the janitor all the same."""
     key = unique(f"full-state-{ending}")
     root = tmp_path / "s3dsi"
     prefix = full_state_dir_prefix(root / "state")
@@ -293,12 +299,40 @@ def test_full_state_directory(fault_proxy: FaultProxy, moto_s3: MotoS3, bucket: 
         put_previous(s3dsi, bucket, key)
         expect = PREVIOUS
         with slow_guc_upload(tmp_path, s3dsi.url(f"/{bucket}/{key}"), os.urandom(HEAD)) as (writer, proc):
-            wait_for(lambda: JOURNAL_FAILED in s3dsi.daemon.log_text(), timeout=FIRST_RANGE_MARKER + 15,
-                     what="the journal write to fail")
+            wait_for(lambda: CACHE_FAILED in s3dsi.daemon.log_text() and recorded_parts(moto_s3, bucket, key),
+                     timeout=FIRST_RANGE_MARKER + 15, what="a range marker despite the full state directory")
             if ending == "completes":
                 writer.stop()  # end of file: the upload completes
                 _, stderr = proc.communicate(timeout=60)
                 assert proc.returncode == 0, stderr.decode(errors="replace")
                 expect = written(writer)
+        if ending == "client-killed":
+            assert pending_uploads(moto_s3, bucket, key), "promised ranges: the upload is kept for a restart"
         assert_guarantees(s3dsi, fault_proxy, bucket, key, expect=expect,
                           janitor_prefix=in_namespace_of(s3dsi))
+
+
+@pytest.mark.parametrize("ending", ["completes", "client-killed"])
+def test_records_refused_by_s3(fault_proxy: FaultProxy, moto_s3: MotoS3, bucket: str, tmp_path: Path,
+                               ending: str) -> None:
+    """S3 refuses every write of a restart record: no range marker may promise a restart then. The
+    upload that completes is stored; the one whose client dies is aborted at once, not kept."""
+    key = unique(f"records-refused-{ending}")
+    with own_daemon(tmp_path / "s3dsi", fault_proxy, moto_s3) as s3dsi:
+        put_previous(s3dsi, bucket, key)
+        fault_proxy.fail("PutObject", 500, key_prefix=".s3dsi/")
+        expect = PREVIOUS
+        with slow_guc_upload(tmp_path, s3dsi.url(f"/{bucket}/{key}"), os.urandom(HEAD)) as (writer, proc):
+            wait_for(lambda: s3dsi.daemon.log_text().count(RECORD_FAILED) >= 3,
+                     timeout=FIRST_RANGE_MARKER + 20, what="the intent, the record and a marker's to fail")
+            assert pending_uploads(moto_s3, bucket, key), "the upload goes on without a record"
+            if ending == "completes":
+                writer.stop()
+                _, stderr = proc.communicate(timeout=60)
+                assert proc.returncode == 0, stderr.decode(errors="replace")
+                expect = written(writer)
+        assert restart_records(moto_s3, bucket) == []
+        # nothing was promised, so nothing is kept: no janitor needed
+        wait_for(lambda: not pending_uploads(moto_s3, bucket, key), timeout=15,
+                 what="the unrecorded upload to be completed or aborted")
+        assert_guarantees(s3dsi, fault_proxy, bucket, key, expect=expect)

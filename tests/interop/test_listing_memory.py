@@ -68,7 +68,8 @@ def big_directory(moto_s3: MotoS3) -> BigDirectory:
 def daemon(moto_s3: MotoS3, tmp_path: Path) -> Iterator[S3dsi]:
     """A daemon of its own per test: a process that has already listed a large directory reuses that
     memory for the next one, so only its first large listing shows what a listing costs."""
-    config = S3dsiConfig(tmp_path / "s3dsi", moto_s3.endpoint, moto_s3.access_key, moto_s3.secret_key).write()
+    config = S3dsiConfig(tmp_path / "s3dsi", moto_s3.endpoint, moto_s3.access_key, moto_s3.secret_key,
+                         gridftp_options={"workers": "1"}).write()  # the sessions' memory is this process's
     process = config.start()
     try:
         yield S3dsi(process, config, moto_s3)

@@ -14,7 +14,11 @@ optionally an object key, and an action:
 * ``error``: answer ``status`` (500, 503, ...) with an S3 XML error body instead of forwarding the
   request, so S3 never sees it;
 * ``reset``: forward the request, then reset both TCP connections after ``after_bytes`` bytes of the
-  request body (``where="request"``) or of the response body (``where="response"``).
+  request body (``where="request"``) or of the response body (``where="response"``);
+* ``delay``: forward the request, then hold S3's answer for ``seconds`` before relaying it (S3 has
+  acted on the request; the client has not heard of it yet).
+
+A rule's ``key`` names one object key exactly; ``key_prefix`` every key that starts with it.
 
 A rule lets ``skip`` matching requests through first, then acts on the next ``times`` of them (None:
 on every one, a persistent fault); with ``header`` it matches only requests that carry that header (a
@@ -169,16 +173,18 @@ class Rule:
     code: str | None = None
     message: str | None = None
     key: str | None = None  # only requests for this object key
+    key_prefix: str | None = None  # only requests for keys starting with this
     skip: int = 0  # matching requests passed through before the rule acts
     times: int | None = None  # None: every matching request after ``skip``
     after_bytes: int = 0  # reset: body bytes forwarded first
     where: str = "request"  # reset: "request" (body sent to S3) or "response" (body sent back)
+    seconds: float = 0.0  # delay: how long S3's answer is held
     header: str | None = None  # only requests carrying this header (any value)
     id: int = 0
     applied: int = 0
 
     def validate(self) -> None:
-        if self.action not in ("error", "reset"):
+        if self.action not in ("error", "reset", "delay"):
             raise ValueError(f"unknown action {self.action!r}")
         if self.where not in ("request", "response"):
             raise ValueError(f"unknown where {self.where!r}")
@@ -230,6 +236,8 @@ class RuleBook:
                 self.signers.setdefault(op, Counter())[signer] += 1
             for rule in self._rules:
                 if rule.op != op or (rule.key is not None and rule.key != key):
+                    continue
+                if rule.key_prefix is not None and not key.startswith(rule.key_prefix):
                     continue
                 if rule.header is not None and rule.header.lower() not in headers:
                     continue
@@ -499,8 +507,9 @@ class ProxyConnection:
         keep = version == "HTTP/1.1" and "close" not in lowered.get("connection", "").lower()
         if rule is not None and rule.action == "error":
             return self.answer_error(rule, head, lowered, keep)
-        request_budget = Budget(rule.after_bytes if rule and rule.where == "request" else None)
-        response_budget = Budget(rule.after_bytes if rule and rule.where == "response" else None)
+        resetting = rule is not None and rule.action == "reset"
+        request_budget = Budget(rule.after_bytes if resetting and rule.where == "request" else None)
+        response_budget = Budget(rule.after_bytes if resetting and rule.where == "response" else None)
         upstream, up_reader = self.connect_upstream()
         try:
             _send(upstream, raw)
@@ -511,6 +520,8 @@ class ProxyConnection:
                 pump_body(self.reader, upstream, lowered, request_budget, until_eof=False)
                 if request_budget.left == 0:
                     raise LimitReached
+                if rule is not None and rule.action == "delay":
+                    time.sleep(rule.seconds)
                 keep = self.relay_response(up_reader, method, response_budget) and keep
             else:
                 keep = False  # the client may or may not send the body now: start afresh
@@ -729,11 +740,18 @@ class FaultProxy:
 
     def fail(self, op: str, status: int = 500, *, times: int | None = None, skip: int = 0,
              key: str | None = None, code: str | None = None, message: str | None = None,
-             header: str | None = None) -> int:
+             header: str | None = None, key_prefix: str | None = None) -> int:
         """Answer ``status`` to ``op`` (every time, or the next ``times`` after ``skip``); with ``header``
         only to requests carrying that header."""
         rule = {"op": op, "action": "error", "status": status, "times": times, "skip": skip, "key": key,
-                "code": code, "message": message, "header": header}
+                "code": code, "message": message, "header": header, "key_prefix": key_prefix}
+        return int(self._call("POST", "/rules", rule)["id"])
+
+    def delay(self, op: str, seconds: float, *, times: int | None = None, skip: int = 0,
+              key: str | None = None, key_prefix: str | None = None) -> int:
+        """Let ``op`` reach S3, then hold its answer for ``seconds``."""
+        rule = {"op": op, "action": "delay", "seconds": seconds, "times": times, "skip": skip, "key": key,
+                "key_prefix": key_prefix}
         return int(self._call("POST", "/rules", rule)["id"])
 
     def reset(self, op: str, *, after_bytes: int, where: str = "request", times: int | None = None,

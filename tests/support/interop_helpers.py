@@ -7,14 +7,16 @@ import contextlib
 import filecmp
 import ftplib
 import http.client
+import json
 import os
+import signal
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO, Any, TypeVar
 from urllib.parse import quote, urlparse
 
 from tests.support.moto_server import MotoS3
@@ -42,6 +44,38 @@ def pending_uploads(moto: MotoS3, bucket: str, key: str | None = None) -> list[s
     resp = moto.client().list_multipart_uploads(Bucket=bucket)
     keys = [u["Key"] for u in resp.get("Uploads", [])]
     return [k for k in keys if key is None or k == key]
+
+
+RECORDS = ".s3dsi/uploads/"  # where the daemon keeps its restart records in each bucket
+
+
+def restart_records(moto: MotoS3, bucket: str, key: str | None = None) -> list[dict[str, Any]]:
+    """What the daemon's restart records in ``bucket`` say (optionally only those of ``key``), read
+    straight from S3; a record replaced or removed while being read is skipped."""
+    client = moto.client()
+    found = []
+    for item in client.list_objects_v2(Bucket=bucket, Prefix=RECORDS).get("Contents", []):
+        try:
+            body = json.loads(client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
+        except (client.exceptions.NoSuchKey, ValueError):
+            continue
+        if key is None or body.get("key") == key:
+            found.append(dict(body["entry"]))
+    return found
+
+
+def recorded_parts(moto: MotoS3, bucket: str, key: str | None = None) -> int:
+    """Parts the records say a client was told are stored (0 before the first range marker)."""
+    return sum(len(entry.get("parts", [])) for entry in restart_records(moto, bucket, key))
+
+
+def user_keys(moto: MotoS3, bucket: str) -> list[str]:
+    """The bucket's keys as users see them: without the daemon's records."""
+    client = moto.client()
+    keys: list[str] = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        keys.extend(o["Key"] for o in page.get("Contents", []) if not o["Key"].startswith(".s3dsi/"))
+    return keys
 
 
 def wait_no_uploads(moto: MotoS3, bucket: str, timeout: float = 15.0) -> None:
@@ -148,6 +182,20 @@ def child_pids(pid: int) -> list[int]:
         with contextlib.suppress(OSError):
             out.extend(int(x) for x in (task / "children").read_text().split())
     return out
+
+
+def kill_tree(process: subprocess.Popen[str] | subprocess.Popen[bytes]) -> None:
+    """SIGKILL a daemon and every process it forked (workers, helpers), by PID, the forked ones first:
+    the daemon dies as a host does, nothing of it drains."""
+    pids, index = [process.pid], 0
+    while index < len(pids):
+        with contextlib.suppress(OSError):
+            pids.extend(child_pids(pids[index]))
+        index += 1
+    for pid in reversed(pids):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    process.wait(10)
 
 
 def reset_peak_rss(pid: int) -> bool:

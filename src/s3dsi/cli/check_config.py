@@ -14,6 +14,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from s3dsi.cli.lifecycle import check_lifecycle
+from s3dsi.cli.probe import bucket_region, first_mapped_user, user_clients
 from s3dsi.config.arguments import add_config_arguments, settings_from_args
 from s3dsi.config.errors import ConfigError
 from s3dsi.config.loader import BOOKKEEPING_FIELDS, is_per_user_path
@@ -22,11 +24,13 @@ from s3dsi.config.settings import Settings
 from s3dsi.config.values import format_size
 from s3dsi.daemon.accounts import Account, AccountError
 from s3dsi.daemon.statedir import JOURNAL_SUBDIR, service_state_problem
+from s3dsi.daemon.workers import worker_count
 from s3dsi.identity.passwords import PasswordFile, PasswordFileError
 from s3dsi.identity.usermap import MapError, UserMap
 from s3dsi.observability.levels import parse_s3_debug
 from s3dsi.observability.logging import REDACTED, is_secret_name, redact_text
 from s3dsi.protocol.disabled import list_warnings
+from s3dsi.protocol.errors import DsiError
 from s3dsi.security.credentials import CredentialError
 from s3dsi.security.gridmap import GridMap, GridMapError
 from s3dsi.security.trust import TrustStore
@@ -49,6 +53,11 @@ def register(subparsers: Any) -> None:
                     "means the daemon would start.")
     add_config_arguments(p)
     p.add_argument("--strict", action="store_true", help="also fail (exit 1) when there are warnings")
+    p.add_argument("--bucket", action="append", default=[], metavar="NAME",
+                   help="also ask S3 whether this bucket has a lifecycle rule that aborts incomplete "
+                        "multipart uploads (repeat for several)")
+    p.add_argument("--user", metavar="USER",
+                   help="whose mapped credentials --bucket uses (default: the first user of the map)")
     p.set_defaults(func=run)
 
 
@@ -227,10 +236,26 @@ def _check_security(settings: Settings, found: Findings) -> None:
                             "refused")
 
 
+def _check_workers(settings: Settings, found: Findings) -> None:
+    if _per_session(settings):
+        if settings.workers > 1:
+            found.warnings.append(f"{settings.sources['workers']}: workers is ignored in the per-session "
+                                  "process model (one process per connection)")
+        return
+    count = worker_count(settings)
+    how = "as configured" if settings.workers else f"auto: {os.cpu_count() or 1} core(s), memory_budget"
+    if count > 1:
+        found.notes.append(f"workers: {count} session-serving processes ({how}), each with "
+                           f"{format_size(settings.memory_budget // count)} of memory_budget")
+    else:
+        found.notes.append(f"workers: 1, every session in one process ({how})")
+
+
 def check_settings(settings: Settings) -> Findings:
     """Everything ``serve`` would trip over at start-up, beyond what loading already validated."""
     found = Findings(warnings=list(settings.warnings))
     _check_accounts(settings, found)
+    _check_workers(settings, found)
     _check_disabled_commands(settings, found)
     usermap = _check_map(settings, found)
     _check_passwords(settings, usermap, found)
@@ -247,9 +272,28 @@ def check_settings(settings: Settings) -> Findings:
     return found
 
 
+def check_lifecycles(settings: Settings, buckets: list[str], user: str | None, found: Findings) -> None:
+    """Each bucket's AbortIncompleteMultipartUpload rule, asked with a mapped user's credentials: a note
+    when one covers every key, a warning otherwise (the daemon still starts)."""
+    try:
+        client_for, config = user_clients(settings, user or first_mapped_user(settings))
+    except (MapError, AccountError, OSError) as err:
+        found.warnings.append(f"lifecycle rules not checked: {err}")
+        return
+    except DsiError as err:  # credentials that cannot be obtained, a line beyond the site's policy
+        found.warnings.append(f"lifecycle rules not checked: {err.text}")
+        return
+    for bucket in buckets:
+        region = bucket_region(client_for(config.region), bucket, config.region)
+        finding = check_lifecycle(client_for(region), bucket)
+        (found.notes if finding.state == "rule" else found.warnings).append(finding.describe(bucket))
+
+
 def format_value(name: str, value: object) -> str:
     if value is None:
         return "(unset)"
+    if name == "workers" and value == 0:
+        return "auto"
     if name in _SIZE_FIELDS and isinstance(value, int):
         return f"{format_size(value)} ({value} bytes)"
     if isinstance(value, bool):
@@ -291,6 +335,11 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         stderr.write("s3dsi check-config: the daemon would NOT start\n")
         return 1
     found = check_settings(settings)
+    if args.bucket:
+        check_lifecycles(settings, list(dict.fromkeys(args.bucket)), args.user, found)
+    else:
+        found.notes.append("lifecycle rules not checked: give --bucket NAME to see whether a bucket aborts "
+                           "incomplete multipart uploads (docs/admin.md recommends it)")
     render(settings, found, stdout)
     if found.warnings:
         stdout.write("\nWarnings:\n")

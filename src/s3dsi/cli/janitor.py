@@ -1,9 +1,12 @@
-"""``s3dsi janitor``: abort this service's unfinished multipart uploads that nobody resumed.
+"""``s3dsi janitor``: abort this service's unfinished multipart uploads that nobody resumed, whichever
+host created them.
 
-It sweeps the journal the daemon writes, with the identity the daemon writes it with: run as root with
-``process_user`` set, it first drops to that account for good (the service-user model journals under
-the account's state_dir/uploads or its own ``~/.local/state/s3dsi``); in the per-session model each
-user runs it for their own journal (``journal_directory``)."""
+The uploads are found from the restart records in S3 (``transfer/janitor.py``), in every bucket the
+credentials of the map can list, plus the buckets the local cache names and those given with
+``--bucket``. It runs with the identity the daemon runs with: as root with ``process_user`` set, it
+first drops to that account for good and reads that account's map (and local cache under its
+state_dir/uploads or its own ``~/.local/state/s3dsi``); in the per-session model each user runs it with
+their own map (and cache, ``journal_directory``)."""
 
 from __future__ import annotations
 
@@ -20,8 +23,8 @@ from s3dsi.daemon.accounts import Account, AccountError, PrivilegeError, drop_pr
 from s3dsi.server.backends import MapFileBackends
 from s3dsi.storage.s3 import S3BackendFactory
 from s3dsi.storage.s3clients import S3Config
+from s3dsi.transfer.janitor import sweep_all
 from s3dsi.transfer.journal import UploadJournal
-from s3dsi.transfer.resume import sweep
 
 
 def register(subparsers: Any) -> None:
@@ -31,6 +34,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-age", type=float, metavar="SECONDS",
                    help="abort uploads untouched for this long (default: orphan_upload_age)")
     p.add_argument("--dry-run", action="store_true", help="only list what would be aborted")
+    p.add_argument("--bucket", action="append", default=[], metavar="NAME",
+                   help="also sweep this bucket (e.g. one of another account, which ListBuckets does not "
+                        "show); repeat for several")
     p.set_defaults(func=run)
 
 
@@ -75,12 +81,15 @@ def run(args: argparse.Namespace) -> int:
     journal = UploadJournal(journal_directory(settings))
     backends = MapFileBackends(settings, S3BackendFactory(S3Config.from_settings(settings)))
     max_age = args.max_age if args.max_age is not None else float(settings.orphan_upload_age)
-    result = sweep(journal, backends.backend_for, max_age=max_age, dry_run=args.dry_run)
+    result = sweep_all(backends.users(), backends.backend_for, journal, max_age=max_age, hints=args.bucket,
+                       dry_run=args.dry_run)
     verb = "would abort" if args.dry_run else "aborted"
-    for entry in result.aborted:
-        print(f"{verb}: {entry.path} (upload {entry.upload_id}, user {entry.user})")
-    for entry, reason in result.failed:
-        print(f"failed: {entry.path} (upload {entry.upload_id}): {reason}", file=sys.stderr)
-    print(f"{len(result.aborted)} {verb}, {len(result.kept)} kept (younger than {max_age:.0f} s), "
-          f"{len(result.failed)} failed")
+    for swept in result.aborted:
+        print(f"{verb}: {swept.describe()}")
+    for swept, reason in result.failed:
+        print(f"failed: {swept.describe()}: {reason}", file=sys.stderr)
+    for where, reason in result.unreadable:
+        print(f"not swept: {where}: {reason}", file=sys.stderr)
+    print(f"{len(result.aborted)} {verb}, {result.kept} kept (younger than {max_age:.0f} s), "
+          f"{len(result.failed)} failed, {len(result.buckets)} bucket(s) swept")
     return 1 if result.failed else 0

@@ -13,6 +13,11 @@
 * ``--trust ARN|ACCOUNT|ec2`` (with ``--external-id``) or ``--web-identity PROVIDER_ARN``: the trust
   policy of a role the daemon's identity assumes (``role_arn=`` in the map, an instance profile, or
   web identity).
+
+Every level that uploads also needs the daemon's own restart records (``.s3dsi/`` at the top of each
+bucket, storage/records.py), whatever ``--prefix`` confines: ``s3:PutObject``, ``s3:GetObject`` and
+``s3:DeleteObject`` on ``bucket/.s3dsi/*`` (a record is removed once its upload is completed or
+aborted, also under ``--append-only``, whose Deny spares them).
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ _OBJECT_ACTIONS["upload"] = (*_OBJECT_ACTIONS["download"], "s3:PutObject", "s3:P
                              "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts")
 _OBJECT_ACTIONS["delete"] = (*_OBJECT_ACTIONS["upload"], "s3:DeleteObject")
 _OBJECT_ACTIONS["full"] = _OBJECT_ACTIONS["delete"]
+
+_RECORD_ACTIONS = ("s3:PutObject", "s3:GetObject", "s3:DeleteObject")  # the restart records' own
+RECORD_KEYS = ".s3dsi/*"  # where the daemon keeps them in every bucket (storage/records.py)
 
 _BUCKET_ACTIONS = ("s3:ListBucket", "s3:ListBucketMultipartUploads")
 _BUCKET_ADMIN_ACTIONS = ("s3:CreateBucket", "s3:DeleteBucket")
@@ -97,6 +105,14 @@ def _object_arns(bucket_arns: list[str], prefix: str) -> list[str]:
     return [f"{arn}/{prefix}/*" if prefix else f"{arn}/*" for arn in bucket_arns]
 
 
+def _record_arns(bucket_arns: list[str]) -> list[str]:
+    return [f"{arn}/{RECORD_KEYS}" for arn in bucket_arns]
+
+
+def _record_actions(object_acl: bool) -> tuple[str, ...]:
+    return (*_RECORD_ACTIONS, "s3:PutObjectAcl") if object_acl else _RECORD_ACTIONS
+
+
 def _probe_arns(bucket_arns: list[str], prefix: str) -> list[str]:
     if prefix:
         return [f"{arn}/{prefix}/{PROBE_KEYS}" for arn in bucket_arns]
@@ -118,12 +134,16 @@ def identity_policy(buckets: list[str], access: str, partition: str = "aws", *, 
     objects = _object_actions(access, append_only, object_acl)
     if objects:
         statements.append(_statement("S3dsiObjectAccess", objects, _object_arns(bucket_arns, prefix)))
+    records = _record_arns(bucket_arns) if "s3:PutObject" in objects else []
+    if records:
+        statements.append(_statement("S3dsiRestartRecords", _record_actions(object_acl), records))
     if append_only:
         probe = _probe_arns(bucket_arns, prefix)
         statements.append(_statement("S3dsiProbeCleanup", ("s3:DeleteObject",), probe))
         deny = _statement("S3dsiAppendOnly", _DELETES, "*", effect="Deny")
         del deny["Resource"]
-        deny["NotResource"] = probe  # every delete but the probe's is refused, whatever else allows it
+        # every delete but the probe's and the restart records' is refused, whatever else allows it
+        deny["NotResource"] = [*probe, *records]
         statements.append(deny)
     if kms_keys:
         statements.append(_statement("S3dsiKms", _KMS_ACTIONS, kms_keys))
@@ -146,6 +166,9 @@ def bucket_policy(bucket: str, access: str, principal: str, partition: str = "aw
     objects = _object_actions(access, append_only, object_acl)
     if objects:
         statements.append(_statement("S3dsiObjectAccess", objects, _object_arns([arn], prefix)[0], principal))
+    if "s3:PutObject" in objects:
+        statements.append(_statement("S3dsiRestartRecords", _record_actions(object_acl),
+                                     _record_arns([arn])[0], principal))
     if append_only:
         statements.append(_statement("S3dsiProbeCleanup", ("s3:DeleteObject",), _probe_arns([arn], prefix)[0],
                                      principal))

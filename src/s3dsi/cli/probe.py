@@ -13,6 +13,8 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from s3dsi.cli.probechecks import CHECKS, Outcome, ProbeOptions, Prober, ProbeReport
 from s3dsi.config.arguments import add_config_arguments, settings_from_args
 from s3dsi.config.errors import ConfigError
@@ -74,6 +76,8 @@ def render(report: ProbeReport, user: str, credentials: str, endpoint: str, *,
                       f"check {hint}. The bucket checks were not run."]
     for leftover in report.leftovers:
         lines.append(f"left behind: {leftover}")
+    if report.lifecycle is not None and report.bucket is not None:
+        lines += ["", report.lifecycle.describe(report.bucket)]
     if report.ok:
         lines += ["", "Everything the connector needs is allowed."]
     return "\n".join(lines)
@@ -94,6 +98,41 @@ def mapped_credentials(settings: Settings, user: str) -> tuple[MapEntry, str]:
     if entry is None:
         raise MapError(f"{path}: no entry for {user!r}")
     return entry, path
+
+
+def first_mapped_user(settings: Settings) -> str:
+    """The first user of the map ``serve`` reads (not in the per-session model: a map per user)."""
+    if os.geteuid() == 0 and settings.process_user:
+        owner: int | None = Account.lookup(settings.process_user).uid
+        path = settings.s3_map_filename or ""
+    elif os.geteuid() == 0 and not settings.allow_root:
+        raise MapError("every user has a map of their own here (per-session model): name one with --user")
+    else:
+        owner, path = None, settings.s3_map_filename or default_map_path()
+    users = UserMap.load(path, owner_uid=owner).users()
+    if not users:
+        raise MapError(f"{path}: no user in the map")
+    return users[0]
+
+
+def user_clients(settings: Settings, user: str) -> tuple[Callable[[str], Any], S3Config]:
+    """A botocore S3 client per region with ``user``'s credentials (whatever their source), and the S3
+    configuration; MapError, CredentialsUnavailable and PermissionDenied as ``run`` meets them."""
+    entry, _ = mapped_credentials(settings, user)
+    config = dataclasses.replace(S3Config.from_settings(settings), max_attempts=2, connect_timeout=5.0,
+                                 read_timeout=30.0)
+    credentials = CredentialResolver(config).resolve(credential_spec(entry, user))
+    pool = ClientPool(config)
+    return (lambda region: pool.client(credentials, region)), config
+
+
+def bucket_region(client: Any, bucket: str, default: str) -> str:
+    """GetBucketLocation, or ``default`` when it cannot be asked."""
+    try:
+        constraint = client.get_bucket_location(Bucket=bucket).get("LocationConstraint")
+    except (ClientError, BotoCoreError):
+        return default
+    return str({None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(constraint, constraint))
 
 
 def probe_options(policy: S3Policy, bucket: str | None, append_only: bool, owned: bool) -> ProbeOptions:

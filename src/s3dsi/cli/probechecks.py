@@ -5,7 +5,9 @@ With ``ProbeOptions`` the checks are the user's: test objects under the virtual 
 policy's Requester Pays, encryption and storage class on every request that takes them, the ACL the
 daemon would send (a PutObject refused only with it means ``s3:PutObjectAcl`` is missing), and for an
 append-only destination a conditional PutObject (``If-None-Match: *``) whose repetition the store must
-refuse (if it does not, the store ignores conditional writes: ``conditional_writes = no``).
+refuse (if it does not, the store ignores conditional writes: ``conditional_writes = no``). The daemon's
+restart records (``.s3dsi/`` at the top of the bucket) are written, read and removed too, and whether the
+bucket has a lifecycle rule that aborts incomplete multipart uploads is reported (never a failure).
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from s3dsi.cli.lifecycle import LifecycleFinding, check_lifecycle
 from s3dsi.cli.policy import ACCESS_LEVELS
+from s3dsi.storage.records import RECORD_PREFIX
 
 Result = Literal["allowed", "denied", "failed", "skipped"]
 BucketState = Literal["missing", "unreachable"]
@@ -54,6 +58,10 @@ CHECKS: dict[str, Check] = {c.operation: c for c in (
     Check("PutObjectAcl", "s3:PutObjectAcl", "the ACL of new objects (bucket-owner-full-control abroad)",
           "upload"),
     Check("ConditionalPut", "(a store feature)", "append-only commits (If-None-Match: *)", "upload"),
+    Check("PutObject .s3dsi/", "s3:PutObject", "restart records (resuming on any host, the janitor)",
+          "upload"),
+    Check("GetObject .s3dsi/", "s3:GetObject", "reading restart records", "upload"),
+    Check("DeleteObject .s3dsi/", "s3:DeleteObject", "removing a finished upload's restart record", "upload"),
 )}
 
 
@@ -85,6 +93,7 @@ class ProbeReport:
     notes: list[str] = field(default_factory=list)
     bucket_unusable: BucketState | None = None  # the bucket checks were not run: why
     bucket_detail: str = ""
+    lifecycle: LifecycleFinding | None = None  # informational: never makes the probe fail
 
     @property
     def missing_actions(self) -> list[str]:
@@ -216,6 +225,8 @@ class Prober:
                 for operation in ("GetObjectTagging", "GetObject"):
                     self._skip(operation, "no object to read (PutObject failed, bucket empty or unlisted)")
             self._multipart(client, bucket, key + ".multipart")
+            self._records(client, bucket)
+            self.report.lifecycle = check_lifecycle(client, bucket)
         finally:
             if created:
                 deleted = self._try("DeleteObject", lambda: client.delete_object(Bucket=bucket, Key=key,
@@ -225,6 +236,32 @@ class Prober:
                                                  "identity)")
             else:
                 self._skip("DeleteObject", "no test object to delete (PutObject failed)")
+
+    def _records(self, client: Any, bucket: str) -> None:
+        """What a restart record takes: write, read and remove a small object under .s3dsi/ (whatever the
+        policy's prefix: records live at the top of the bucket; a name the janitor does not take for a
+        record), as the daemon sends it (encryption, ACL, payer; the bucket's default class)."""
+        opts = self.options
+        key = f"{RECORD_PREFIX}probe-{uuid.uuid4().hex[:16]}.json"
+        extra = {**{k: v for k, v in opts.new_object.items() if k != "StorageClass"}, **opts.payer,
+                 **({"ACL": opts.acl} if opts.acl else {})}
+        put = self._try("PutObject .s3dsi/", lambda: client.put_object(Bucket=bucket, Key=key, Body=b"{}",
+                                                                        **extra))
+        if not isinstance(put, dict):
+            for operation in ("GetObject .s3dsi/", "DeleteObject .s3dsi/"):
+                self._skip(operation, "no test record (PutObject .s3dsi/ failed)")
+            return
+
+        def read() -> bytes:
+            body: bytes = client.get_object(Bucket=bucket, Key=key, **opts.payer)["Body"].read()
+            return body
+
+        self._try("GetObject .s3dsi/", read)
+        deleted = self._try("DeleteObject .s3dsi/", lambda: client.delete_object(Bucket=bucket, Key=key,
+                                                                                  **opts.payer))
+        if not isinstance(deleted, dict):
+            self.report.leftovers.append(f"s3://{bucket}/{key} (test record: delete it with another "
+                                         "identity)")
 
     def _put(self, client: Any, bucket: str, key: str) -> bool:
         """PutObject as the daemon sends it; with an ACL, a refusal that goes away without the ACL means

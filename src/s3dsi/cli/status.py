@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 from s3dsi.config.arguments import add_config_arguments, settings_from_args
 from s3dsi.config.errors import ConfigError
-from s3dsi.daemon.admin import AdminError, DaemonStatus, SessionSnapshot, query
+from s3dsi.daemon.admin import AdminError, DaemonStatus, SessionSnapshot, WorkerSnapshot, query
 from s3dsi.daemon.sockets import admin_socket_candidates, present
 from s3dsi.observability.printable import printable
 
@@ -55,20 +55,33 @@ def _row(session: SessionSnapshot) -> list[str]:
             str(session.pid), printable(state), printable(session.path or ""), nbytes, rate]
 
 
+def _table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+            for row in rows]
+
+
+def _worker_row(worker: WorkerSnapshot) -> list[str]:
+    memory = f"{human_bytes(worker.buffer_in_use)} of {human_bytes(worker.buffer_budget)}"
+    return [str(worker.index), str(worker.pid), str(worker.sessions), str(worker.transfers), memory,
+            f"{worker.cpu_seconds:.1f} s"]
+
+
 def render(status: DaemonStatus, now: float | None = None) -> str:
     moment = time.time() if now is None else now
     count = len(status.sessions)
+    workers = f", {len(status.workers)} workers" if status.workers else ""
     lines = [printable(f"s3dsi {status.version}, pid {status.pid}, {status.model} process model, running as "
-                       f"{status.account}, up {human_duration(moment - status.started)}, "
+                       f"{status.account}{workers}, up {human_duration(moment - status.started)}, "
                        f"{count} session{'s' if count != 1 else ''}"
                        + (f", listening on {', '.join(status.addresses)}" if status.addresses else ""))]
+    if status.workers:
+        lines += _table([["WORKER", "PID", "SESSIONS", "TRANSFERS", "BUFFERS", "CPU"],
+                         *(_worker_row(w) for w in status.workers)])
     if not status.sessions:
         return "\n".join(lines)
-    table = [["SESSION", "USER", "REMOTE", "PID", "STATE", "FILE", "BYTES", "RATE"]]
-    table += [_row(s) for s in sorted(status.sessions, key=lambda s: s.id)]
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    for row in table:
-        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    lines += _table([["SESSION", "USER", "REMOTE", "PID", "STATE", "FILE", "BYTES", "RATE"],
+                     *(_row(s) for s in sorted(status.sessions, key=lambda s: s.id))])
     return "\n".join(lines)
 
 

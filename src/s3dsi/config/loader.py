@@ -410,6 +410,17 @@ def _validate_parts(draft: _Draft) -> None:
     if budget < 2 * low:
         raise _fail(draft, "memory_budget", f"{v.format_size(budget)} must be at least twice part_size_min "
                                             f"({v.format_size(low)}, {draft.sources['part_size_min']})")
+    workers = typing.cast(int, draft.values["workers"])
+    if workers > 1 and budget // workers < 2 * low:
+        raise _fail(draft, "workers", f"{workers} workers share memory_budget {v.format_size(budget)} "
+                                      f"({draft.sources['memory_budget']}): each needs at least twice "
+                                      f"part_size_min ({v.format_size(2 * low)}); raise memory_budget or "
+                                      "use fewer workers")
+    ports = typing.cast("tuple[int, int] | None", draft.values["port_range"])
+    if workers > 1 and ports is not None and ports[1] - ports[0] + 1 < workers:
+        raise _fail(draft, "workers", f"{workers} workers need at least one passive data port each; "
+                                      f"port_range {ports[0]},{ports[1]} ({draft.sources['port_range']}) "
+                                      "has fewer")
 
 
 def load_settings(*, config_file: str | None = None, config_dir: str | None = None,

@@ -76,6 +76,16 @@ def _tls_version(text: str) -> str:
     return value
 
 
+def _workers(text: str) -> int:
+    """``auto`` (or 0): one per core, within the memory budget; else how many."""
+    if text.strip().lower() == "auto":
+        return 0
+    value = v.parse_gt_int(text)
+    if value < 0:
+        raise ValueError("auto or a non-negative integer")
+    return value
+
+
 def _optional(parse: Callable[[str], object]) -> Callable[[str], object]:
     def parse_or_unset(text: str) -> object:
         return None if not text.strip() else parse(text)
@@ -120,6 +130,7 @@ GRIDFTP_OPTIONS: dict[str, OptionSpec] = {
     "data_pressure_timeout": OptionSpec("data_pressure_timeout", _non_negative_gt_int),  # s3dsi's own
     # GT: "allow clients to be mapped to root"; here: root without process_user runs sessions as root
     "allow_root": OptionSpec("allow_root", v.parse_gt_bool),
+    "workers": OptionSpec("workers", _workers),  # s3dsi's own
     "gridmap": OptionSpec("gridmap", _path),
     "tls_certificate": OptionSpec("tls_certificate", _path),
     "tls_key": OptionSpec("tls_key", _path),

@@ -65,6 +65,9 @@ class Settings:
     data_idle_timeout: int = 180  # seconds without a data byte moving fail a transfer (0: never)
     data_pressure_timeout: int = 20  # ... shorter while it holds memory another transfer waits for
     allow_root: bool = False  # started as root without process_user: run sessions as root, no fork
+    # s3dsi: session-serving processes of the single-process models (the service user's, above all);
+    # 0: one per core, within the memory budget (daemon/workers.py)
+    workers: int = 0
     # ---- security (GSI and FTPS; the GSI paths also come from X509_* / GRIDMAP in the environment) -----
     gridmap: str | None = None  # grid-mapfile; None: $GRIDMAP, else /etc/grid-security/grid-mapfile
     tls_certificate: str | None = None  # FTPS certificate; None: the host certificate

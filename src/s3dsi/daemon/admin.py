@@ -64,6 +64,25 @@ def snapshot_session(session: Any, pid: int | None = None) -> SessionSnapshot:
 
 
 @dataclass(frozen=True)
+class WorkerSnapshot:
+    """One session-serving process of several (``workers N``)."""
+
+    index: int
+    pid: int
+    sessions: int = 0
+    transfers: int = 0
+    buffer_in_use: int = 0
+    buffer_budget: int = 0
+    cpu_seconds: float = 0.0
+    started: float = 0.0
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> WorkerSnapshot:
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        return cls(**known)
+
+
+@dataclass(frozen=True)
 class DaemonStatus:
     pid: int
     version: str
@@ -72,6 +91,7 @@ class DaemonStatus:
     account: str
     addresses: tuple[str, ...] = ()
     sessions: tuple[SessionSnapshot, ...] = field(default_factory=tuple)
+    workers: tuple[WorkerSnapshot, ...] = field(default_factory=tuple)  # empty: one process serves all
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,7 +101,8 @@ class DaemonStatus:
         return cls(pid=int(data["pid"]), version=str(data["version"]), model=str(data["model"]),
                    started=float(data["started"]), account=str(data["account"]),
                    addresses=tuple(data.get("addresses", ())),
-                   sessions=tuple(SessionSnapshot.from_json(s) for s in data.get("sessions", ())))
+                   sessions=tuple(SessionSnapshot.from_json(s) for s in data.get("sessions", ())),
+                   workers=tuple(WorkerSnapshot.from_json(w) for w in data.get("workers", ())))
 
 
 def answer(request: bytes, status: Callable[[], DaemonStatus]) -> bytes:

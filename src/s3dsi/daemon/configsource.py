@@ -11,7 +11,7 @@ from s3dsi.config.settings import Settings
 # Settings a running daemon cannot change: they shaped sockets, pools or the process model at start
 # (the GSI/FTPS ones: the host credential and its TLS contexts are loaded once, before any drop).
 RESTART_ONLY = ("port", "control_interface", "process_user", "process_group", "allow_root", "threads",
-                "part_workers", "memory_budget", "metrics_listen", "admin_socket", "state_dir",
+                "workers", "part_workers", "memory_budget", "metrics_listen", "admin_socket", "state_dir",
                 "gridmap", "tls_certificate", "tls_key", "gsi_tls_max_version")
 
 

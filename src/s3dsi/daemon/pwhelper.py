@@ -234,6 +234,12 @@ class PasswordHelper:
         with contextlib.suppress(ChildProcessError, OSError):
             os.waitpid(self.pid, 0)
 
+    def close_inherited(self) -> None:
+        """In a process forked from the daemon (a worker): drop its copy of the channel, which the
+        daemon alone uses, so that the helper still ends when the daemon does."""
+        with contextlib.suppress(OSError):
+            self._sock.close()
+
 
 def _serve(sock: socket.socket, source: ConfigSource, service_uid: int) -> None:  # pragma: no cover
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C on a terminal: the daemon decides

@@ -37,6 +37,7 @@ from s3dsi.daemon.sockets import (
 )
 from s3dsi.daemon.statedir import StateDirError, prepare_service_state_dir
 from s3dsi.daemon.supervisor import Supervisor
+from s3dsi.daemon.workers import WorkerPool, worker_count
 from s3dsi.identity.passwords import PasswordFileError
 from s3dsi.observability.logging import get_logger
 from s3dsi.observability.metrics import Metrics, prometheus_available
@@ -144,6 +145,9 @@ def serve(source: ConfigSource, stdout: TextIO | None = None) -> int:
 
 
 def _serve_per_session(source: ConfigSource, settings: Settings, stdout: TextIO | None) -> int:
+    if settings.workers > 1:
+        log.warning(f"{settings.sources.get('workers', 'workers')}: workers is ignored in the per-session "
+                    "process model, which runs one process per connection")
     try:
         authenticator = load_isolated_authenticator(settings)
     except PasswordFileError as err:
@@ -174,6 +178,13 @@ def _serve_single(source: ConfigSource, settings: Settings, plan: ProcessPlan, s
             except PrivilegeError as err:
                 raise StartupError(f"privilege drop failed, not serving: {err}", 1) from None
             log.info("privileges dropped", account=service.describe())
+        count = worker_count(settings)
+        if count > 1:
+            pool = WorkerPool(source, settings, count=count, model=plan.model,
+                              runs_as=service or Account.current(), listeners=listeners,
+                              authenticator=authenticator, transfer_log=transfer_log, security=security,
+                              helper=helper, metrics=bool(settings.metrics_listen), stdout=stdout)
+            return pool.run()
         metrics = Metrics() if settings.metrics_listen else None
         factories = S3Factories(metrics)
 

@@ -48,6 +48,16 @@ SPECS: dict[str, MetricSpec] = {
     "s3dsi_buffer_bytes_in_use": MetricSpec("gauge", "Part-buffer memory lent to transfers now"),
     "s3dsi_buffer_budget_bytes": MetricSpec("gauge", "Part-buffer memory budget (memory_budget)"),
 }
+# With ``workers`` > 1 only: one series per session-serving process (label ``worker``: its index).
+WORKER_SPECS: dict[str, MetricSpec] = {
+    "s3dsi_worker_sessions": MetricSpec("gauge", "Control sessions a worker process serves now", ("worker",)),
+    "s3dsi_worker_transfers_running": MetricSpec("gauge", "Transfers moving data in a worker process now",
+                                                 ("worker",)),
+    "s3dsi_worker_buffer_bytes_in_use": MetricSpec("gauge", "Part-buffer memory a worker process has lent "
+                                                   "out now (of its share of memory_budget)", ("worker",)),
+    "s3dsi_worker_cpu_seconds_total": MetricSpec("counter", "CPU time (user and system) a worker process "
+                                                 "has used since it started", ("worker",)),
+}
 
 
 class _Histogram:
@@ -187,8 +197,13 @@ def prometheus_available() -> bool:
     return True
 
 
-def render_prometheus(metrics: Metrics, gauges: Mapping[str, float]) -> bytes:
-    """The text exposition of ``metrics`` plus ``gauges`` (name -> value, names from SPECS)."""
+Labelled = Mapping[str, Iterable[tuple[Mapping[str, str], float]]]
+
+
+def render_prometheus(metrics: Metrics, gauges: Mapping[str, float],
+                      labelled: Labelled | None = None) -> bytes:
+    """The text exposition of ``metrics`` plus ``gauges`` (name -> value, names from SPECS) and
+    ``labelled`` series read at scrape time (name -> (labels, value) pairs, names from WORKER_SPECS)."""
     from prometheus_client import CollectorRegistry, generate_latest  # noqa: PLC0415
     from prometheus_client.core import (  # noqa: PLC0415
         CounterMetricFamily,
@@ -200,7 +215,7 @@ def render_prometheus(metrics: Metrics, gauges: Mapping[str, float]) -> bytes:
 
     def family(name: str) -> Any:
         if name not in families:
-            spec = SPECS.get(name, MetricSpec("counter", name))
+            spec = SPECS.get(name) or WORKER_SPECS.get(name) or MetricSpec("counter", name)
             if spec.kind == "histogram":
                 families[name] = HistogramMetricFamily(name, spec.help, labels=list(spec.labels))
             elif spec.kind == "gauge":
@@ -225,6 +240,10 @@ def render_prometheus(metrics: Metrics, gauges: Mapping[str, float]) -> bytes:
             family(name).add_metric([dict(labels).get(label, "") for label in spec.labels], cumulative, total)
     for name, value in gauges.items():
         family(name).add_metric([], value)
+    for name, series in (labelled or {}).items():
+        spec = WORKER_SPECS[name]
+        for labels, value in series:
+            family(name).add_metric([labels.get(label, "") for label in spec.labels], value)
 
     class _Collector:
         def collect(self) -> Iterator[Any]:

@@ -14,14 +14,14 @@ from typing import TextIO
 from s3dsi.config.settings import Settings, namespace_threads
 from s3dsi.observability.logging import get_logger
 from s3dsi.server.admission import Admission
-from s3dsi.server.context import Authenticator, BackendProvider, DaemonContext
+from s3dsi.server.context import Authenticator, BackendProvider, DaemonContext, UserDirectory
 from s3dsi.server.control import ControlStream
 from s3dsi.server.handlers import handler_table
 from s3dsi.server.security import SecurityServices
 from s3dsi.server.session import Handler, Session
 from s3dsi.transfer.buffers import BufferPool
+from s3dsi.transfer.janitor import sweep_all
 from s3dsi.transfer.journal import UploadJournal
-from s3dsi.transfer.resume import sweep
 from s3dsi.transfer.workers import PartWorkers
 
 log = get_logger("s3dsi.daemon")
@@ -29,9 +29,11 @@ log = get_logger("s3dsi.daemon")
 
 class Daemon:
     def __init__(self, settings: Settings, *, authenticator: Authenticator, backends: BackendProvider,
-                 stdout: TextIO | None = None, security: SecurityServices | None = None) -> None:
+                 stdout: TextIO | None = None, security: SecurityServices | None = None,
+                 sweep_at_start: bool = True) -> None:
         """``security``: GSI/FTPS loaded by the caller (before a privilege drop); None loads them from
-        ``settings`` here, disabling them with an error logged when the host credential is unusable."""
+        ``settings`` here, disabling them with an error logged when the host credential is unusable.
+        ``sweep_at_start``: run the janitor once ``start`` listens (one worker of several does)."""
         self.settings = settings
         # the verb -> handler table every session of this daemon dispatches with, built here, once
         self.handlers: Mapping[str, Handler] = handler_table()
@@ -51,6 +53,7 @@ class Daemon:
         self._session_tasks: set[asyncio.Task[None]] = set()
         self.addresses: list[tuple[str, int]] = []
         self._janitor: asyncio.Future[None] | None = None
+        self._sweep_at_start = sweep_at_start
         self.admission = Admission(settings)
 
     async def start(self, sock: socket.socket | None = None) -> list[tuple[str, int]]:
@@ -67,21 +70,29 @@ class Daemon:
         shown = f"[{first[0]}]" if ":" in first[0] else first[0]
         print(f"listening on {shown}:{first[1]}", file=self._stdout, flush=True)
         log.info("listening", addresses=[f"{h}:{p}" for h, p in self.addresses])
-        loop = asyncio.get_running_loop()
-        self._janitor = loop.run_in_executor(self.ctx.namespace_pool, self._sweep_orphans)
+        if self._sweep_at_start:
+            self.start_sweep()
         return self.addresses
 
+    def start_sweep(self) -> None:
+        """The start-up janitor, on a namespace thread."""
+        loop = asyncio.get_running_loop()
+        self._janitor = loop.run_in_executor(self.ctx.namespace_pool, self._sweep_orphans)
+
     def _sweep_orphans(self) -> None:
-        """At start: abort uploads kept for restart that nobody resumed within orphan_upload_age."""
+        """At start: abort unfinished uploads of this service (any host's) that nobody touched within
+        orphan_upload_age, from the records in S3 (transfer/janitor.py)."""
+        backends = self.ctx.backends
         try:
-            result = sweep(self.ctx.journal, self.ctx.backends.backend_for,
-                           max_age=float(self.settings.orphan_upload_age))
+            users = backends.users() if isinstance(backends, UserDirectory) else []
+            result = sweep_all(users, backends.backend_for, self.ctx.journal,
+                               max_age=float(self.settings.orphan_upload_age))
         except Exception:
             log.exception("janitor failed")
             return
-        if result.aborted or result.failed:
-            log.info("janitor", aborted=len(result.aborted), failed=len(result.failed),
-                     kept=len(result.kept))
+        if result.aborted or result.failed or result.unreadable:
+            log.info("janitor", aborted=len(result.aborted), failed=len(result.failed), kept=result.kept,
+                     buckets=len(result.buckets), unreadable=[f"{b}: {why}" for b, why in result.unreadable])
 
     def reload(self, settings: Settings, *, authenticator: Authenticator, backends: BackendProvider) -> None:
         """SIGHUP: sessions opened from now on use these; running sessions keep what they started with."""
@@ -90,11 +101,14 @@ class Daemon:
                                        backends=backends)
         self.admission.configure(settings)
 
-    async def handle_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Serve one already accepted control connection (per-session processes)."""
-        await self._on_client(reader, writer)
+    async def handle_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *,
+                                admitted: bool = False, session_id: str | None = None) -> None:
+        """Serve one already accepted control connection (per-session processes, workers). ``admitted``:
+        the process that accepted it applied the address lists and connection limits already."""
+        await self._on_client(reader, writer, admitted=admitted, session_id=session_id)
 
-    async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *,
+                         admitted: bool = False, session_id: str | None = None) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._session_tasks.add(task)
@@ -103,7 +117,7 @@ class Daemon:
             peer = writer.get_extra_info("peername") or ("?", 0)
             local = writer.get_extra_info("sockname") or ("0.0.0.0", 0)
             host = str(peer[0])
-            refusal = self.admission.admit(host)
+            refusal = None if admitted else self.admission.admit(host)
             if refusal is not None:
                 log.warning("connection refused", remote=host, reason=refusal.reason)
                 if refusal.reply is not None:
@@ -114,7 +128,8 @@ class Daemon:
                 return
             try:
                 session = Session(self.ctx, stream, peer=(host, int(peer[1])),
-                                  local=(str(local[0]), int(local[1])), handlers=self.handlers)
+                                  local=(str(local[0]), int(local[1])), handlers=self.handlers,
+                                  session_id=session_id)
                 self.ctx.sessions.add(session)
                 if self.ctx.on_session_opened is not None:
                     self.ctx.on_session_opened()
@@ -125,7 +140,8 @@ class Daemon:
                 finally:
                     self.ctx.sessions.discard(session)
             finally:
-                self.admission.release(host)
+                if not admitted:
+                    self.admission.release(host)
         except Exception:
             log.exception("session crashed")
             await stream.close()

@@ -89,6 +89,18 @@ class MapFileBackends:
         entry = mapped_credentials(self.map_path, local_user)
         return user_backend(self.factory, self.settings, entry, local_user)
 
+    def users(self) -> list[str]:
+        """One user per distinct set of credentials in the map (the janitor sweeps with each once);
+        [] when the map cannot be read."""
+        try:
+            usermap = UserMap.load(self.map_path)
+        except (MapError, OSError):
+            return []
+        distinct: dict[tuple[str, str | None], str] = {}
+        for entry in usermap:
+            distinct.setdefault((entry.access_key_id, entry.extra), entry.user)
+        return list(distinct.values())
+
 
 class SharedBackend:
     """Every user gets the same back end (tests, demos)."""
@@ -98,3 +110,6 @@ class SharedBackend:
 
     def backend_for(self, local_user: str) -> Backend:
         return self.backend
+
+    def users(self) -> list[str]:
+        return ["*"]

@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from s3dsi.config.settings import Settings
 from s3dsi.server.loginpool import LoginPool
@@ -34,6 +34,13 @@ class Authenticator(Protocol):
 class BackendProvider(Protocol):
     def backend_for(self, local_user: str) -> Backend:
         """Blocking: the back end bound to ``local_user``'s credentials (raises DsiError)."""
+        ...
+
+
+@runtime_checkable
+class UserDirectory(Protocol):
+    def users(self) -> list[str]:
+        """Blocking: users whose credentials the janitor sweeps with (one per distinct credentials)."""
         ...
 
 

@@ -88,13 +88,15 @@ Handler = Callable[["Session", Deferred], Awaitable[None]]
 
 class Session:
     def __init__(self, ctx: DaemonContext, stream: ControlStream, *, peer: tuple[str, int],
-                 local: tuple[str, int], handlers: Mapping[str, Handler]) -> None:
+                 local: tuple[str, int], handlers: Mapping[str, Handler],
+                 session_id: str | None = None) -> None:
+        """``session_id``: given by a process that numbers the connections of several (the workers')."""
         self.ctx = ctx
         self.stream = stream
         self.peer = peer
         self.local = local
         self.handlers = handlers
-        self.id = f"{next(_ids):06d}"
+        self.id = session_id or f"{next(_ids):06d}"
         settings = ctx.settings
         self.core = ProtocolCore(checksum_algorithms=ALGORITHMS, mode_e_supported=True,
                                  require_protection=settings.require_tls,

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from s3dsi.protocol.entries import Entry
 
@@ -69,6 +69,34 @@ class UploadInfo:
     path: str
     upload_id: str
     initiated: datetime
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    """A restart record as S3 holds it (storage/records.py): where its upload is, as the store addresses
+    it, and what the transfer layer wrote (``entry``)."""
+
+    bucket: str
+    key: str  # the object key the upload will create
+    token: str
+    modified: datetime  # the record's LastModified (S3's clock)
+    entry: Mapping[str, Any]
+
+
+class UploadRecordSet(Protocol):
+    """The restart records of the uploads to one object; blocking, one S3 request per call (``all``:
+    one listing and one GET per record)."""
+
+    bucket: str  # the bucket the records (and the object) are in, as the store names it
+
+    def put(self, token: str, entry: Mapping[str, Any]) -> None:
+        """Write or replace record ``token``."""
+
+    def delete(self, token: str) -> None:
+        """Remove record ``token``; a missing one is no error."""
+
+    def all(self) -> list[StoredRecord]:
+        """Every record of this object."""
 
 
 @runtime_checkable
@@ -169,3 +197,8 @@ class Backend(Protocol):
 
     def list_parts(self, path: str, upload_id: str) -> list[PartInfo]:
         """Parts already uploaded to an unfinished upload, ascending."""
+
+    # -- restart records -------------------------------------------------------------------------
+    def upload_records(self, path: str) -> UploadRecordSet:
+        """The restart records of uploads to ``path`` (storage/records.py), kept in S3 where the
+        object will be; a layer that maps paths (a policy's virtual root) maps this one too."""

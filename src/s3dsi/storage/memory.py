@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 
 import crc32c as _crc32c
 
+from s3dsi.protocol.errors import InvalidPath
 from s3dsi.storage import s3errors
 from s3dsi.storage.backend import ObjectInfo, PartInfo, UploadInfo, WriteCondition
 from s3dsi.storage.namespace import Namespace
@@ -271,6 +272,21 @@ class MemoryStore:
     def delete(self, target: S3Path, key: str, operation: str) -> None:
         with self._lock:
             self._bucket(target, operation).objects.pop(key, None)
+
+    def put_small(self, target: S3Path, key: str, body: bytes, operation: str) -> None:
+        with self._lock:
+            self._store(self._bucket(target, operation), key, bytes(body), _md5(bytes(body)),
+                        storage_class="STANDARD")
+
+    def get_small(self, target: S3Path, key: str, operation: str,
+                  limit: int) -> tuple[bytes, datetime] | None:
+        with self._lock:
+            obj = self._bucket(target, operation).objects.get(key)
+            if obj is None:
+                return None
+            if len(obj.data) > limit:
+                raise InvalidPath(f"/{target.bucket}/{key}: larger than {limit} bytes")
+            return obj.data, obj.modified
 
     def copy(self, source: S3Path, head: ObjectHead, dest: S3Path) -> None:
         with self._lock:

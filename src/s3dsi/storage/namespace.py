@@ -34,9 +34,10 @@ from s3dsi.protocol.errors import (
     PermissionDenied,
 )
 from s3dsi.storage import s3errors
-from s3dsi.storage.backend import ObjectInfo, PartInfo, UploadInfo, WriteCondition
+from s3dsi.storage.backend import ObjectInfo, PartInfo, UploadInfo, UploadRecordSet, WriteCondition
 from s3dsi.storage.dircache import DirectoryCache
-from s3dsi.storage.paths import S3Path, check_bucket_name, check_key, parse_path, unique_for
+from s3dsi.storage.paths import S3Path, check_bucket_name, check_key, is_reserved_key, parse_path, unique_for
+from s3dsi.storage.records import UploadRecords
 from s3dsi.storage.store import BucketListing, KeyPage, ListedKey, ObjectHead, ObjectStore
 
 LISTING_PAGE = 1000  # entries per page of list_pages, at most
@@ -153,11 +154,11 @@ class Namespace:
         entries: list[Entry] = []
         for common in page.prefixes:
             name = common[len(prefix):-1]
-            if name:  # "dir//x" has an empty segment no path can name
+            if name and not is_reserved_key(common[:-1]):  # "dir//x": an empty segment no path can name
                 entries.append(Entry(name, True, 0, None, unique_for(target.child(name))))
         for key in page.keys:
             name = key.key[len(prefix):]
-            if name:  # the directory's own marker
+            if name and not is_reserved_key(key.key):  # the directory's own marker; the daemon's records
                 entries.append(Entry(name, False, key.size, key.modified, unique_for(target.child(name)),
                                      key.etag, key.storage_class))
         entries.sort(key=lambda e: f"{e.name}/" if e.is_dir else e.name)  # S3's key order, as one list
@@ -335,6 +336,12 @@ class Namespace:
 
     def list_parts(self, path: str, upload_id: str) -> list[PartInfo]:
         return self.store.list_parts(parse_path(path), upload_id)
+
+    def upload_records(self, path: str) -> UploadRecordSet:
+        target = parse_path(path)
+        self._no_directory(target, "write")
+        check_key(target)
+        return UploadRecords(self.store, target)
 
 
 def directory_error(path: str, operation: str) -> IsADirectory:

@@ -10,9 +10,13 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from s3dsi.protocol.errors import InvalidPath
+from s3dsi.protocol.errors import InvalidPath, PermissionDenied
 
 MAX_KEY_BYTES = 1024
+# The top-level name in every bucket under which the daemon keeps its restart records
+# (storage/records.py): no user path may name it, and listings do not show it.
+RESERVED_NAME = ".s3dsi"
+RESERVED_PREFIX = f"{RESERVED_NAME}/"
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _RESERVED_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 _RESERVED_BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
@@ -71,7 +75,15 @@ def parse_path(path: str) -> S3Path:
     segments = [bucket, *key.split("/")] if key else [bucket]
     if any(seg in ("", ".", "..") for seg in segments):
         raise InvalidPath(f"Path has an empty, '.' or '..' segment: {path!r}")
+    if is_reserved_key(key):
+        raise PermissionDenied(f"{path}: Permission denied (/{bucket}/{RESERVED_NAME} is reserved for the "
+                               "daemon's restart records)")
     return S3Path(path, bucket, key)
+
+
+def is_reserved_key(key: str) -> bool:
+    """Whether ``key`` lies under the daemon's own top-level name (``.s3dsi`` or ``.s3dsi/...``)."""
+    return key == RESERVED_NAME or key.startswith(RESERVED_PREFIX)
 
 
 def check_key(target: S3Path) -> None:

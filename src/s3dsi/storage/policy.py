@@ -40,7 +40,7 @@ from s3dsi.protocol.errors import (
     PathNotFound,
     PermissionDenied,
 )
-from s3dsi.storage.backend import ObjectInfo, PartInfo, UploadInfo, WriteCondition
+from s3dsi.storage.backend import ObjectInfo, PartInfo, UploadInfo, UploadRecordSet, WriteCondition
 from s3dsi.storage.namespace import LISTING_PAGE, Namespace, directory_error
 from s3dsi.storage.paths import parse_path, unique_for
 
@@ -289,5 +289,13 @@ class PolicyBackend:
     def list_parts(self, path: str, upload_id: str) -> list[PartInfo]:
         try:
             return self.inner.list_parts(self._real(path, "list"), upload_id)
+        except DsiError as err:
+            raise self._hide(err) from None
+
+    def upload_records(self, path: str) -> UploadRecordSet:
+        """The restart records of the real object: they live at the top of its bucket (``.s3dsi``),
+        outside any virtual root, where the user never sees them."""
+        try:
+            return self.inner.upload_records(self._real(path, "write"))
         except DsiError as err:
             raise self._hide(err) from None

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 
 from s3dsi.protocol.entries import Entry
 from s3dsi.protocol.errors import PermissionDenied
-from s3dsi.storage.backend import Backend, ObjectInfo, PartInfo, UploadInfo, WriteCondition
+from s3dsi.storage.backend import Backend, ObjectInfo, PartInfo, UploadInfo, UploadRecordSet, WriteCondition
 
 READ_ONLY = "anonymous sessions are read-only"
 
@@ -88,3 +88,6 @@ class ReadOnlyBackend:
 
     def abort_upload(self, path: str, upload_id: str) -> None:
         raise self._refuse(path, "write")
+
+    def upload_records(self, path: str) -> UploadRecordSet:
+        raise self._refuse(path, "open")  # as check_writable: the same reply before 150

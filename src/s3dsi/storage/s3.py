@@ -25,6 +25,7 @@ import http.client
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import botocore.session
@@ -37,7 +38,7 @@ from botocore.exceptions import (
 )
 
 from s3dsi.config.s3policy import BUCKET_OWNER_FULL_CONTROL, S3Policy
-from s3dsi.protocol.errors import DsiError, PathNotFound
+from s3dsi.protocol.errors import DsiError, InvalidPath, PathNotFound
 from s3dsi.storage import s3errors
 from s3dsi.storage.backend import ObjectInfo, PartInfo, UploadInfo, WriteCondition
 from s3dsi.storage.namespace import Namespace, object_info
@@ -391,6 +392,40 @@ class S3Store:
             client.delete_object(Bucket=target.bucket, Key=key, **self._payer(target))
         except _S3_FAILURES as exc:
             raise self._fail(exc, target, operation) from exc
+
+    def put_small(self, target: S3Path, key: str, body: bytes, operation: str) -> None:
+        client = self._client(target, operation)
+
+        def put(extra: dict[str, Any]) -> None:  # the user's encryption, ACL and payer, not their class
+            try:
+                client.put_object(Bucket=target.bucket, Key=key, Body=body, ContentType="application/json",
+                                  **extra)
+            except _S3_FAILURES as exc:
+                raise self._fail(exc, target, operation) from exc
+
+        self._creating(target, put, marker=True)
+
+    def get_small(self, target: S3Path, key: str, operation: str,
+                  limit: int) -> tuple[bytes, datetime] | None:
+        client = self._client(target, operation)
+        try:
+            response = client.get_object(Bucket=target.bucket, Key=key, **self._payer(target))
+        except _S3_FAILURES as exc:
+            if s3errors.is_not_found(exc):
+                return None
+            raise self._fail(exc, target, operation) from exc
+        body = response["Body"]
+        try:
+            if int(response.get("ContentLength", 0)) > limit:
+                raise InvalidPath(f"/{target.bucket}/{key}: larger than {limit} bytes")
+            data = body.read(limit + 1)
+        except (*_STREAM_FAILURES, *_S3_FAILURES) as exc:
+            raise self._fail(exc, target, operation) from exc
+        finally:
+            body.close()
+        if len(data) > limit:
+            raise InvalidPath(f"/{target.bucket}/{key}: larger than {limit} bytes")
+        return data, utc_seconds(response["LastModified"])
 
     def copy(self, source: S3Path, head: ObjectHead, dest: S3Path) -> None:
         copy = CopySource(source.bucket, source.key, head.etag, head.size, head.storage_class)

@@ -110,6 +110,15 @@ class ObjectStore(Protocol):
     def delete(self, target: S3Path, key: str, operation: str) -> None:
         """DeleteObject of ``key`` in ``target.bucket``; deleting a missing key is no error (as in S3)."""
 
+    def put_small(self, target: S3Path, key: str, body: bytes, operation: str) -> None:
+        """PutObject of a small object ``key`` in ``target.bucket``, in the bucket's default storage class
+        and without tags: the daemon's own restart records (``storage/records.py``)."""
+
+    def get_small(self, target: S3Path, key: str, operation: str,
+                  limit: int) -> tuple[bytes, datetime] | None:
+        """GetObject of the small object ``key`` in ``target.bucket``: its bytes and LastModified; None
+        when there is no such key. An object larger than ``limit`` bytes is an error (InvalidPath)."""
+
     def copy(self, source: S3Path, head: ObjectHead, dest: S3Path) -> None:
         """Server-side copy of ``source`` (pinned to ``head.etag``) with its tags, metadata and storage
         class to ``dest`` (errors: operation "rename")."""

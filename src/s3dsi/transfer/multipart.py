@@ -10,9 +10,9 @@ to upload; part 1 itself waits for that decision (``first_part_goes_multipart``)
 it arrives or ``finish`` chooses the single PutObject. The abort is registered with the transfer's
 coordinator in the very thread that created the upload, before anything else can run, so no failure
 path can leave it behind; a kept upload is not aborted (the janitor removes it if nobody resumes).
-An ``UploadRecorder`` (the restart journal) hears of every multipart upload the moment it exists, in
-the thread that created it, and again once it is completed or aborted: an upload S3 refused to abort,
-or one whose daemon was killed, stays recorded for the janitor.
+An ``UploadRecorder`` (the restart records) hears of every multipart upload just before it is created,
+the moment it exists, in the thread that created it, and again once it is completed or aborted: an
+upload S3 refused to abort, or one whose daemon was killed, stays recorded for the janitor.
 
 The commit (PutObject or CompleteMultipartUpload) carries the ``WriteCondition`` the back end gave when
 the upload was opened (append-only: no object of that name may exist; overwrite=if-unchanged: the
@@ -36,6 +36,10 @@ PENDING, SINGLE, OPEN, COMPLETED, ABORTED, KEPT = "pending", "single", "open", "
 
 class UploadRecorder(Protocol):
     """Where multipart uploads are recorded for restarts and the janitor; called in worker threads."""
+
+    def creating(self) -> None:
+        """CreateMultipartUpload is about to be sent: record the intent, so that a daemon killed before
+        it learns the upload id still leaves a trace (raising fails the transfer; nothing exists yet)."""
 
     def created(self, upload_id: str) -> None:
         """The upload exists; raising makes it aborted at once (an unrecorded upload is never kept)."""
@@ -108,6 +112,8 @@ class MultipartUpload:
 
     def _create_upload(self) -> str:
         """Worker thread: create the upload and register its abort before anything else runs."""
+        if self._recorder is not None:
+            self._recorder.creating()
         upload_id = self._backend.create_upload(self._path)
         try:
             if self._recorder is not None:

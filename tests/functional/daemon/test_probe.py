@@ -43,3 +43,40 @@ def test_probe_allows_everything_on_moto_and_leaves_nothing(moto_s3: MotoS3) -> 
         assert "PutObject" not in absent.stdout  # nothing else was tried
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_probe_and_check_config_report_the_lifecycle_rule(moto_s3: MotoS3) -> None:
+    """The last safety net against forgotten uploads: both commands say whether the bucket has an
+    AbortIncompleteMultipartUpload rule that covers every key; the probe also tries the restart records."""
+    bucket = moto_s3.create_bucket()
+    base = world_tempdir("s3dsi-probe-")
+    try:
+        map_file = base / "map"
+        map_file.write_text(f"alice;{moto_s3.access_key};{moto_s3.secret_key}\n")
+        map_file.chmod(0o600)
+        config = SiteConfig(base, moto_s3, gridftp={"allow_root": "1"} if IS_ROOT else {},
+                            s3={"s3_map_filename": str(map_file)}).write()
+        args = config.args()[:-2]
+        probe = run([sys.executable, "-m", "s3dsi", "probe", "alice", "--bucket", bucket, *args])
+        assert probe.returncode == 0, probe.stdout + probe.stderr  # a missing rule is advice, not failure
+        for operation in ("PutObject .s3dsi/", "GetObject .s3dsi/", "DeleteObject .s3dsi/"):
+            assert any(line.startswith(operation) and "allowed" in line for line in probe.stdout.splitlines())
+        assert f"bucket {bucket}: no lifecycle rule aborts incomplete multipart uploads" in probe.stdout
+        checked = run([sys.executable, "-m", "s3dsi", "check-config", *args, "--bucket", bucket])
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert f"warning: bucket {bucket}: no lifecycle rule aborts incomplete" in checked.stdout
+        s3 = moto_s3.client()
+        s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [
+            {"ID": "uploads", "Status": "Enabled", "Filter": {"Prefix": ""},
+             "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7}}]})
+        probe = run([sys.executable, "-m", "s3dsi", "probe", "alice", "--bucket", bucket, *args])
+        assert f"bucket {bucket}: lifecycle rule aborts incomplete multipart uploads after 7 day(s)" \
+            in probe.stdout, probe.stdout
+        checked = run([sys.executable, "-m", "s3dsi", "check-config", *args, "--bucket", bucket])
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert f"bucket {bucket}: lifecycle rule aborts incomplete multipart uploads after 7" \
+            in checked.stdout
+        assert "warning: bucket" not in checked.stdout
+        assert s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0  # no test record left behind
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -8,7 +8,10 @@ import os
 import shutil
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from tests.functional.daemon.conftest import (
     LocalUsers,
@@ -20,37 +23,51 @@ from tests.functional.daemon.conftest import (
     serve,
     world_tempdir,
 )
-from tests.functional.daemon.ftp import http_get, login, metric, retr, run, stor, try_login
+from tests.functional.daemon.ftp import connect, http_get, login, metric, retr, run, stor, try_login
 from tests.support.moto_server import MotoS3
 
 pytestmark = needs_root
 MiB = 1024 * 1024
 
 
-def test_service_user_model(local_users: LocalUsers, moto_s3: MotoS3, s3dsi_for_any_user: list[str]) -> None:
+def eventually(probe: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    """Workers report to their parent once a second: what status and metrics show may lag by that."""
+    deadline = time.monotonic() + timeout
+    while not probe():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_service_user_model(local_users: LocalUsers, moto_s3: MotoS3, s3dsi_for_any_user: list[str],
+                            workers: str) -> None:
     service = local_users.create()
     keys = (moto_s3.access_key, moto_s3.secret_key)
     service.write_map({"alice": keys})
     bucket = moto_s3.create_bucket()
     base = world_tempdir("s3dsi-svc-")
+    count = int(workers)
     try:
         (base / "log").mkdir()
         metrics_port = free_port()
         transfer_log = base / "log" / "transfer.log"
-        config = SiteConfig(base, moto_s3, gridftp={"process_user": service.name,
+        config = SiteConfig(base, moto_s3, gridftp={"process_user": service.name, "workers": workers,
                                                     "log_transfer": str(transfer_log)},
                             s3={"metrics_listen": f"127.0.0.1:{metrics_port}"},
                             passwords={"alice": "alice password"}).write()
         served = serve(s3dsi_for_any_user, config.args(), base / "daemon.log")
         try:
-            # the daemon runs as the service account, with no way back (no capabilities left)
-            creds = process_credentials(served.pid)
-            assert creds["Uid"] == [service.uid] * 4
-            assert creds["Gid"] == [service.gid] * 4
-            assert creds["Groups"] == [service.gid]
-            assert creds["CapEff"] == [0]
-            helpers = children_of(served.pid)
-            assert len(helpers) == 1 and process_credentials(helpers[0])["Uid"] == [0] * 4  # pw_file reader
+            # the daemon (and each worker) runs as the service account, with no way back (no capabilities)
+            eventually(lambda: len(children_of(served.pid)) == 1 + (count if count > 1 else 0), "the workers")
+            children = children_of(served.pid)
+            helpers = [pid for pid in children if process_credentials(pid)["Uid"] == [0] * 4]
+            assert len(helpers) == 1  # the pw_file reader
+            for pid in [served.pid, *(c for c in children if c not in helpers)]:
+                creds = process_credentials(pid)
+                assert creds["Uid"] == [service.uid] * 4
+                assert creds["Gid"] == [service.gid] * 4
+                assert creds["Groups"] == [service.gid]
+                assert creds["CapEff"] == [0]
             info = config.admin_socket.stat()
             assert (info.st_uid, info.st_mode & 0o777) == (service.uid, 0o660)
 
@@ -61,25 +78,35 @@ def test_service_user_model(local_users: LocalUsers, moto_s3: MotoS3, s3dsi_for_
             assert stor(c, f"/{bucket}/one.bin", data) == 226
             assert retr(c, f"/{bucket}/one.bin") == data
 
-            status = run([*s3dsi_for_any_user, "status", "--socket", str(config.admin_socket)])
-            assert status.returncode == 0, status.stderr
-            assert "service-user process model" in status.stdout
-            assert f"running as {service.name}" in status.stdout
-            assert "alice" in status.stdout and "idle" in status.stdout
+            def status_text() -> str:
+                status = run([*s3dsi_for_any_user, "status", "--socket", str(config.admin_socket)])
+                assert status.returncode == 0, status.stderr
+                return status.stdout
 
-            metrics = http_get(f"http://127.0.0.1:{metrics_port}/metrics")
-            assert metric(metrics, 's3dsi_transfer_bytes_total{direction="in"}') == MiB
-            assert metric(metrics, 's3dsi_transfer_bytes_total{direction="out"}') == MiB
-            assert metric(metrics, 's3dsi_s3_requests_total{operation="PutObject",status="200"}') >= 1
-            assert metric(metrics, "s3dsi_sessions") == 1
-            assert metric(metrics, "s3dsi_sessions_opened_total") == 1
+            eventually(lambda: "alice" in status_text(), "the session in the status")
+            text = status_text()
+            assert "service-user process model" in text and f"running as {service.name}" in text
+            assert "alice" in text and "idle" in text
+            assert (f"{count} workers" in text) == (count > 1)
+
+            def metrics() -> str:
+                return http_get(f"http://127.0.0.1:{metrics_port}/metrics")
+
+            eventually(lambda: metric(metrics(), 's3dsi_transfer_bytes_total{direction="out"}') == MiB,
+                       "the transfer counters")
+            text = metrics()
+            assert metric(text, 's3dsi_transfer_bytes_total{direction="in"}') == MiB
+            assert metric(text, 's3dsi_s3_requests_total{operation="PutObject",status="200"}') >= 1
+            assert metric(text, "s3dsi_sessions") == 1
+            assert metric(text, "s3dsi_sessions_opened_total") == 1
 
             lines = transfer_log.read_text().splitlines()
             assert [line.split(" TYPE=")[1] for line in lines] == ["STOR CODE=226 TASKID=svc-task-1",
                                                                     "RETR CODE=226 TASKID=svc-task-1"]
             assert f"USER=alice FILE=/{bucket}/one.bin" in lines[0]
 
-            # SIGHUP re-reads the root-only password file (through the helper) and the configuration
+            # SIGHUP re-reads the root-only password file (through the helper) and the configuration, in
+            # every worker
             assert try_login(served, "bob", "bob password") == 530
             config.passwords["bob"] = "bob password"
             config.write_passwords()
@@ -87,8 +114,12 @@ def test_service_user_model(local_users: LocalUsers, moto_s3: MotoS3, s3dsi_for_
             assert (info.st_uid, info.st_mode & 0o777) == (0, 0o600)  # root's alone
             service.write_map({"alice": keys, "bob": keys})
             served.signal(signal.SIGHUP)
-            served.wait_for_log("configuration reloaded")
+            reloads = 1 + (count if count > 1 else 0)
+            eventually(lambda: served.log().count("configuration reloaded") >= reloads, "every reload")
+            held = connect(served)  # the other worker than c's: each worker gets one bob login
+            assert held.cmd("USER bob").code == 331 and held.cmd("PASS bob password").code == 230
             assert try_login(served, "bob", "bob password") == 230
+            held.close()
 
             # a map edit counts from the next login, without a restart; running sessions go on
             service.write_map({"bob": keys})
@@ -99,9 +130,9 @@ def test_service_user_model(local_users: LocalUsers, moto_s3: MotoS3, s3dsi_for_
             code = served.stop()
         assert code == 0, served.log()[-3000:]
         deadline = time.monotonic() + 5
-        while any(os.path.exists(f"/proc/{pid}") for pid in helpers) and time.monotonic() < deadline:
+        while any(os.path.exists(f"/proc/{pid}") for pid in children) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not any(os.path.exists(f"/proc/{pid}") for pid in helpers), "the helper outlived the daemon"
+        assert not any(os.path.exists(f"/proc/{pid}") for pid in children), "a child outlived the daemon"
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
@@ -121,8 +152,21 @@ def owner_and_mode(path: Path) -> tuple[int, int]:
     return info.st_uid, info.st_mode & 0o777
 
 
+def reloaded(path: Path, processes: int) -> str:
+    """Once every process (the daemon and each worker) logged its reload into ``path``."""
+    deadline = time.monotonic() + 15
+    while True:
+        content = path.read_text(errors="replace") if path.exists() else ""
+        if content.count("configuration reloaded") >= processes:
+            return content
+        assert time.monotonic() < deadline, f"{processes} reloads not in {path}:\n{content[-3000:]}"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
 def test_reloads_reopen_root_only_logs_and_the_journal_lives_in_a_root_state_dir(
-        local_users: LocalUsers, moto_s3: MotoS3, s3dsi_for_any_user: list[str]) -> None:
+        local_users: LocalUsers, moto_s3: MotoS3, s3dsi_for_any_user: list[str], workers: str) -> None:
+    processes = 1 + (int(workers) if int(workers) > 1 else 0)
     service = local_users.create()
     service.write_map({"alice": (moto_s3.access_key, moto_s3.secret_key)})
     bucket = moto_s3.create_bucket()
@@ -132,7 +176,8 @@ def test_reloads_reopen_root_only_logs_and_the_journal_lives_in_a_root_state_dir
         logs.mkdir(mode=0o750)  # the unit's LogsDirectory: root's alone
         state.mkdir(mode=0o755)  # the unit's StateDirectory
         main_log, transfer_log, debug_log = logs / "s3dsi.log", logs / "transfer.log", logs / "s3.log"
-        gridftp = {"process_user": service.name, "log_level": "ERROR,WARN", "log_single": str(main_log),
+        gridftp = {"process_user": service.name, "workers": workers, "log_level": "ERROR,WARN",
+                   "log_single": str(main_log),
                    "log_transfer": str(transfer_log), "$GLOBUS_S3_DEBUG": f"1023,{debug_log}"}
         config = SiteConfig(base, moto_s3, gridftp=gridftp, s3={"state_dir": str(state)},
                             passwords={"alice": "alice password"}).write()
@@ -151,7 +196,7 @@ def test_reloads_reopen_root_only_logs_and_the_journal_lives_in_a_root_state_dir
             config.gridftp.update({"log_level": "ERROR,WARN,INFO", "$GLOBUS_S3_DEBUG": "0"})
             config.write()
             served.signal(signal.SIGHUP)
-            text = wait_for(main_log, "configuration reloaded")  # an INFO line: the new level is in force
+            text = reloaded(main_log, processes)  # INFO lines: the new level is in force
             assert "log file not opened" not in text and "Permission denied" not in text
             debug_size = debug_log.stat().st_size
             assert stor(c, f"/{bucket}/two.bin", b"y" * 1000) == 226
@@ -165,7 +210,7 @@ def test_reloads_reopen_root_only_logs_and_the_journal_lives_in_a_root_state_dir
             config.gridftp["log_single"] = str(new_log)
             config.write()
             served.signal(signal.SIGHUP)
-            assert "log file not opened" not in wait_for(new_log, "configuration reloaded")
+            assert "log file not opened" not in reloaded(new_log, processes)
             assert owner_and_mode(new_log) == (0, 0o600)
             assert "janitor failed" not in main_log.read_text() + served.log()
             c.close()

@@ -7,9 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from s3dsi.protocol.errors import PathExists, PathNotFound
+from s3dsi.protocol.errors import InvalidPath, PathExists, PathNotFound
 from s3dsi.storage.memory import MemoryStore
 from s3dsi.storage.paths import S3Path, parse_path
+from s3dsi.storage.records import UploadRecords, bucket_records
 from s3dsi.storage.s3 import S3Store
 from s3dsi.storage.store import KeyPage, ObjectStore
 from tests.support.storage import memory_store, s3_store
@@ -84,3 +85,21 @@ def test_buckets(store: tuple[ObjectStore, S3Path]) -> None:
         objects.check_bucket(parse_path("/no-such-bucket-s3dsi-store"), "stat")
     with pytest.raises(PathExists, match="BucketAlreadyOwnedByYou"):
         objects.create_bucket(parse_path(f"/{target.bucket}"))
+
+
+def test_small_objects_and_restart_records(store: tuple[ObjectStore, S3Path]) -> None:
+    """The daemon's own records: written and read whole in the default class, missing ones None, too
+    large ones refused; listed under the reserved prefix and hidden from the namespace above."""
+    objects, target = store
+    objects.put_small(target, ".s3dsi/uploads/x.json", b'{"a": 1}', "write")
+    got = objects.get_small(target, ".s3dsi/uploads/x.json", "list", 1024)
+    assert got is not None and got[0] == b'{"a": 1}' and got[1].tzinfo is not None
+    assert objects.get_small(target, ".s3dsi/uploads/none.json", "list", 1024) is None
+    with pytest.raises(InvalidPath):
+        objects.get_small(target, ".s3dsi/uploads/x.json", "list", 4)
+    records = UploadRecords(objects, target)
+    records.put("0123456789abcdef0123456789abcdef", {"user": "alice"})
+    assert [dict(r.entry) for r in records.all()] == [{"user": "alice"}]
+    assert [r.key for r in bucket_records(objects, target.bucket)] == [target.key]
+    records.delete("0123456789abcdef0123456789abcdef")
+    assert records.all() == []

@@ -93,7 +93,11 @@ def test_append_only_policy(capsys: pytest.CaptureFixture[str]) -> None:
     assert cleanup["Action"] == ["s3:DeleteObject"]
     assert cleanup["Resource"] == ["arn:aws:s3:::drop/incoming/lab/.s3dsi-probe-*"]
     [deny] = [s for s in doc["Statement"] if s["Sid"] == "S3dsiAppendOnly"]
-    assert deny["Effect"] == "Deny" and deny["NotResource"] == cleanup["Resource"]
+    # deletes are denied but for the probe's objects and the restart records (outside the prefix)
+    assert deny["Effect"] == "Deny"
+    assert deny["NotResource"] == [*cleanup["Resource"], "arn:aws:s3:::drop/.s3dsi/*"]
+    [records] = [s for s in doc["Statement"] if s["Sid"] == "S3dsiRestartRecords"]
+    assert records["Resource"] == ["arn:aws:s3:::drop/.s3dsi/*"]
     assert set(deny["Action"]) == {"s3:DeleteObject", "s3:DeleteObjectVersion"}
     owner = policy(capsys, "--bucket", "drop", "--append-only", "--principal", "123456789012")
     every = set().union(*(set(s["Action"]) for s in owner["Statement"]))
@@ -132,3 +136,20 @@ def test_trust_policies(capsys: pytest.CaptureFixture[str]) -> None:
     assert assume["Action"] == ["sts:AssumeRole"] and assume["Resource"] == [role]
     assert main(["policy", "--assume", "not-a-role"]) == 2
     assert main(["policy", "--trust", "ec2", "--external-id", "x"]) == 2
+def test_uploads_keep_their_restart_records_whatever_the_prefix(capsys: pytest.CaptureFixture[str]) -> None:
+    doc = policy(capsys, "--bucket", "bk1", "--bucket", "bk2", "--access", "upload", "--prefix", "home/alice")
+    [records] = [s for s in doc["Statement"] if s["Sid"] == "S3dsiRestartRecords"]
+    assert records["Action"] == ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"]
+    assert records["Resource"] == ["arn:aws:s3:::bk1/.s3dsi/*", "arn:aws:s3:::bk2/.s3dsi/*"]
+    for access in ("upload", "delete", "full"):
+        assert "S3dsiRestartRecords" in [s["Sid"] for s in policy(capsys, "--bucket", "bk1", "--access",
+                                                                      access)["Statement"]]
+    for access in ("browse", "download"):  # no uploads, no records
+        assert "S3dsiRestartRecords" not in [s["Sid"] for s in policy(capsys, "--bucket", "bk1", "--access",
+                                                                          access)["Statement"]]
+    acl = policy(capsys, "--bucket", "bk1", "--access", "upload", "--object-acl")
+    assert "s3:PutObjectAcl" in actions(acl, "S3dsiRestartRecords")
+    arn = "arn:aws:iam::123456789012:user/gridftp"
+    shared = policy(capsys, "--bucket", "shared", "--access", "upload", "--principal", arn)
+    [records] = [s for s in shared["Statement"] if s["Sid"] == "S3dsiRestartRecords"]
+    assert records["Resource"] == "arn:aws:s3:::shared/.s3dsi/*" and records["Principal"] == {"AWS": arn}

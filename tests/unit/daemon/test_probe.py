@@ -61,17 +61,34 @@ def test_everything_allowed_and_everything_cleaned_up() -> None:
     allow(stub, "create_multipart_upload", {"UploadId": "u-1"})
     allow(stub, "list_parts")
     allow(stub, "abort_multipart_upload")
+    records_allowed(stub)
+    rule = {"Status": "Enabled", "Filter": {"Prefix": ""},
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 2}}
+    allow(stub, "get_bucket_lifecycle_configuration", {"Rules": [rule]})
     allow(stub, "delete_object")
     with stub:
         report, regions = probe(client, bucket=None)
         stub.assert_no_pending_responses()
     assert regions == ["us-east-1", "eu-west-2"]
     assert report.bucket == "lab" and report.region == "eu-west-2"
-    assert [o.result for o in report.outcomes] == ["allowed"] * 13
+    assert [o.result for o in report.outcomes] == ["allowed"] * 16
     assert report.ok and report.missing_actions == [] and report.leftovers == []
     text = render(report, "alice", "AKIAPROBE", "https://s3.amazonaws.com")
     assert "Everything the connector needs is allowed." in text
     assert "probing lab, the first bucket listed" in text
+    assert "bucket lab: lifecycle rule aborts incomplete multipart uploads after 2 day(s)" in text
+
+
+def no_lifecycle(stub: Stubber) -> None:
+    stub.add_client_error("get_bucket_lifecycle_configuration",
+                          service_error_code="NoSuchLifecycleConfiguration", http_status_code=404)
+
+
+def records_allowed(stub: Stubber) -> None:
+    """The restart-record checks: write, read back and remove a record under .s3dsi/."""
+    allow(stub, "put_object")
+    allow(stub, "get_object", body())
+    allow(stub, "delete_object")
 
 
 def test_a_read_only_identity_gets_the_missing_write_actions_and_the_policy_command() -> None:
@@ -81,10 +98,15 @@ def test_a_read_only_identity_gets_the_missing_write_actions_and_the_policy_comm
     allow(stub, "get_object_tagging", {"TagSet": []})  # read on the existing object instead
     allow(stub, "get_object", body())
     deny(stub, "create_multipart_upload")
+    deny(stub, "put_object")  # a restart record
+    deny(stub, "get_bucket_lifecycle_configuration")
     with stub:
         report, _ = probe(client)
         stub.assert_no_pending_responses()
     results = {o.check.operation: o.result for o in report.outcomes}
+    assert results["PutObject .s3dsi/"] == "denied"
+    assert results["GetObject .s3dsi/"] == results["DeleteObject .s3dsi/"] == "skipped"
+    assert report.lifecycle is not None and report.lifecycle.state == "unknown"
     assert results["PutObject"] == results["CreateMultipartUpload"] == "denied"
     assert results["GetObject"] == results["GetObjectTagging"] == "allowed"
     assert results["PutObjectTagging"] == results["ListParts"] == results["DeleteObject"] == "skipped"
@@ -108,6 +130,11 @@ def test_what_cannot_be_cleaned_up_is_reported() -> None:
     allow(stub, "create_multipart_upload", {"UploadId": "u-9"})
     deny(stub, "list_parts")
     deny(stub, "abort_multipart_upload")
+    allow(stub, "put_object")
+    allow(stub, "get_object", body())
+    deny(stub, "delete_object")  # the record
+    stub.add_client_error("get_bucket_lifecycle_configuration",
+                          service_error_code="NoSuchLifecycleConfiguration", http_status_code=404)
     deny(stub, "delete_object")
     with stub:
         report, _ = probe(client)
@@ -115,10 +142,11 @@ def test_what_cannot_be_cleaned_up_is_reported() -> None:
     assert report.missing_actions == ["s3:ListMultipartUploadParts", "s3:AbortMultipartUpload",
                                       "s3:DeleteObject"]
     assert report.fix_level == "delete"
-    assert len(report.leftovers) == 2
-    assert "u-9" in report.leftovers[0]
+    assert len(report.leftovers) == 3
+    assert "u-9" in report.leftovers[0] and "s3://lab/.s3dsi/uploads/probe-" in report.leftovers[1]
     text = render(report, "alice", "AKIAPROBE", "https://s3.amazonaws.com")
     assert "left behind: s3://lab/.s3dsi-probe-" in text
+    assert "bucket lab: no lifecycle rule aborts incomplete multipart uploads" in text
 
 
 def test_rejected_keys_are_not_reported_as_missing_permissions() -> None:
@@ -182,6 +210,8 @@ def test_an_acl_refused_alone_is_the_missing_put_object_acl() -> None:
     allow(stub, "create_multipart_upload", {"UploadId": "u-1"})
     allow(stub, "list_parts")
     allow(stub, "abort_multipart_upload")
+    records_allowed(stub)
+    no_lifecycle(stub)
     allow(stub, "delete_object")
     options = ProbeOptions(acl="bucket-owner-full-control")
     with stub:
@@ -204,6 +234,11 @@ def test_append_only_checks_that_the_store_refuses_to_replace() -> None:
     allow(stub, "create_multipart_upload", {"UploadId": "u-1"})
     allow(stub, "list_parts")
     allow(stub, "abort_multipart_upload")
+    # the restart records are at the top of the bucket, outside the prefix
+    stub.add_response("put_object", {}, {"Bucket": "lab", "Key": ANY, "Body": ANY})
+    allow(stub, "get_object", body())
+    allow(stub, "delete_object")
+    no_lifecycle(stub)
     allow(stub, "delete_object")
     with stub:
         report = Prober(lambda region: client, home_region="us-east-1",
@@ -221,8 +256,11 @@ def test_a_store_that_replaces_despite_if_none_match_is_reported() -> None:
     allow(stub, "put_object")  # the second conditional put was not refused
     for method, response in (("put_object_tagging", {}), ("get_object_tagging", {"TagSet": []}),
                              ("get_object", body()), ("create_multipart_upload", {"UploadId": "u"}),
-                             ("list_parts", {}), ("abort_multipart_upload", {}), ("delete_object", {})):
+                             ("list_parts", {}), ("abort_multipart_upload", {}), ("put_object", {}),
+                             ("get_object", body()), ("delete_object", {})):
         allow(stub, method, response)
+    no_lifecycle(stub)
+    allow(stub, "delete_object")
     with stub:
         report = Prober(lambda region: client, home_region="us-east-1",
                         options=ProbeOptions(append_only=True)).run("lab")

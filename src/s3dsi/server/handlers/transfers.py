@@ -9,13 +9,10 @@ path aborts the multipart upload so an existing object of the same name stays un
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from s3dsi.protocol.errors import (
-    DataChannelError,
     DsiError,
     NotADirectory,
     NotSupported,
@@ -27,12 +24,12 @@ from s3dsi.protocol.session import Deferred
 from s3dsi.server.data.markers import MarkerTicker
 from s3dsi.server.data.paths import DataPath, data_path, wait_for_data
 from s3dsi.server.data.send import ChunkSource, Progress
+from s3dsi.server.restart import RestartKeeper
 from s3dsi.server.session import RunningTransfer
 from s3dsi.transfer.buffers import PoolAccount
 from s3dsi.transfer.download import DownloadEngine
 from s3dsi.transfer.errors import IncompleteUpload
-from s3dsi.transfer.geometry import PartPlan, upload_plan
-from s3dsi.transfer.journal import JournalEntry
+from s3dsi.transfer.geometry import upload_plan
 from s3dsi.transfer.resume import Resumable, find_resumable
 from s3dsi.transfer.upload import UploadEngine
 from s3dsi.transfer.watch import DataWatch
@@ -180,95 +177,13 @@ async def _refuse_partial_write(session: Session, path: str, kind: str, offset: 
 async def _resumable(session: Session, path: str, held: list[tuple[int, int]]) -> Resumable:
     """REST ranges on STOR: the unfinished upload they continue, or a refusal before 150."""
     ctx = session.ctx
-    found = await ctx.call(find_resumable, session.user_backend, ctx.journal, session.state.user or "",
-                           path, held)
+    found = await ctx.call(find_resumable, session.user_backend, session.state.user or "", path, held)
     if found is None:
-        raise NotSupported("REST does not match an unfinished upload of this file on this server; "
+        raise NotSupported("REST does not match an unfinished upload of this file; "
                            "restart the transfer from the beginning")
     session.log.info("resuming upload", path=path, upload_id=found.entry.upload_id,
                      parts=len(found.parts))
     return found
-
-
-class RestartKeeper:
-    """The restart journal's view of one upload. Every multipart upload is journalled the moment it
-    exists (``created``, from the thread that created it) and removed once completed or aborted
-    (``finished``), so a daemon killed mid-upload or an abort S3 refused leaves an entry the janitor
-    acts on. Range markers (111) update the entry before the client hears of them; a broken transfer
-    whose client was told of stored ranges keeps its upload for a REST restart."""
-
-    def __init__(self, session: Session, path: str, engine: UploadEngine | None, plan: PartPlan,
-                 entry: JournalEntry | None) -> None:
-        self.session = session
-        self.path = path
-        self.engine = engine
-        self.plan = plan
-        self.user = session.state.user or ""
-        self.journal = session.ctx.journal
-        self.entry = entry  # what the journal holds: set only once a write succeeded
-        self.promised = entry is not None  # the client was told some ranges are stored
-        self.ended = False  # completed or aborted: nothing to journal any more
-        self._withheld: list[tuple[int, int]] = []
-
-    # -- UploadRecorder (worker threads) ---------------------------------------------------------
-    def created(self, upload_id: str) -> None:
-        entry = JournalEntry(user=self.user, path=self.path, upload_id=upload_id, plan=self.plan.to_dict())
-        try:
-            self.journal.record(entry)
-        except OSError as err:
-            # the upload goes on (every failure path still aborts it); only a killed daemon would leave
-            # it unknown to the janitor, and it is never kept for a restart
-            self.session.log.warning("cannot write the restart journal", error=str(err))
-            return
-        self.entry = entry
-
-    def finished(self, upload_id: str) -> None:
-        self.ended = True
-        entry = self.entry
-        if entry is not None and entry.upload_id == upload_id:
-            self.journal.remove(entry)
-
-    # -- range markers and the end -----------------------------------------------------------------
-    async def ranges(self) -> list[tuple[int, int]]:
-        """The ticker's range source: new durable ranges, journalled before the client hears of them.
-        A range marker promises a restart can resume: while the journal cannot be written, none goes out."""
-        assert self.engine is not None
-        new = self._withheld + self.engine.pop_committed_ranges()
-        self._withheld = []
-        if self.ended:
-            return new  # the final marker after completion: the ranges are in the object now
-        if new and self.engine.upload_id is not None and not await self._record():
-            self._withheld = new
-            return []
-        self.promised = self.promised or bool(new)
-        return new
-
-    async def _record(self) -> bool:
-        assert self.engine is not None
-        upload_id = self.engine.upload_id
-        assert upload_id is not None
-        base = self.entry or JournalEntry(user=self.user, path=self.path, upload_id=upload_id,
-                                          plan=self.plan.to_dict())
-        entry = replace(base, parts=tuple(self.engine.committed_parts()), updated=time.time())
-        try:  # fsync'ed file write: off the event loop
-            await self.session.ctx.call(self.journal.record, entry)
-        except OSError as err:
-            self.session.log.warning("cannot write the restart journal", error=str(err))
-            return False
-        self.entry = entry
-        return True
-
-    async def keep_on(self, failure: BaseException) -> bool:
-        """A broken connection after range markers were sent keeps the upload for a REST restart."""
-        if not self.promised or self.entry is None or self.engine is None or self.engine.upload_id is None:
-            return False
-        transfer = self.session.transfer
-        if transfer is not None and transfer.aborted_by_client:
-            return False
-        broken = isinstance(failure, DataChannelError) or (
-            isinstance(failure, asyncio.CancelledError) and self.session.control_closed)
-        # kept only if the journal (where a restart or the janitor finds it) says so
-        return broken and await asyncio.shield(self._record())
 
 
 async def _upload(session: Session, path: str, *, kind: str, offset: int) -> None:
@@ -290,7 +205,9 @@ async def _upload(session: Session, path: str, *, kind: str, offset: int) -> Non
         else:
             plan = upload_plan(allo + offset if allo else None, min_part=settings.part_size_min,
                                max_part=settings.part_size_max, budget=settings.memory_budget)
-        keeper = RestartKeeper(session, path, None, plan, resumed.entry if resumed else None)
+        keeper = RestartKeeper(session, path, session.user_backend, plan, resumed.entry if resumed else None)
+        if resumed is not None:
+            await keeper.resumed()
         engine = UploadEngine(session.user_backend, path, plan=plan, pool=ctx.pool, workers=ctx.workers,
                               checksums=checksums, base_offset=offset,
                               upload_id=resumed.entry.upload_id if resumed else None,
@@ -329,7 +246,7 @@ async def _upload(session: Session, path: str, *, kind: str, offset: int) -> Non
                 await ticker.perf_now()
                 await ticker.ranges_now()
         except BaseException as failure:
-            # the journal entry goes when the upload is completed or aborted (keeper.finished); one S3
+            # the record goes when the upload is completed or aborted (keeper.finished); one S3
             # refused to abort stays for the janitor
             keep = await keeper.keep_on(failure)
             await asyncio.shield(engine.abort(keep_upload=keep))
