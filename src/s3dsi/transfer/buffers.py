@@ -12,6 +12,13 @@ Progress rule (why concurrent transfers sharing one budget cannot deadlock):
 * Waiters are served first-come first-served within each class, priority requests first; a
   synchronous ``try_acquire`` never overtakes a queued waiter of the same or a higher class.
 
+* Deadlock breaker: transfers can still hold the whole budget in parts none of them can finish (each
+  holds a higher part filled half-way by a stream that ran ahead, while its lowest part waits for a
+  buffer; a sender that writes its streams in turn then blocks on the paused one). When requests have
+  waited ``overdraft_after`` seconds and no buffer came back meanwhile, the oldest waiter gets its
+  buffer beyond the budget: one buffer at a time, so memory stays within budget + one part, and the
+  transfer that got it can finish its lowest part and give buffers back.
+
 Freed buffers are kept for reuse (no re-allocation, no page faults); idle ones are dropped when a
 request of another size needs the room, so allocated bytes stay ≤ budget. Buffers are anonymous
 mmaps rather than bytearrays: a dropped one goes back to the kernel at once, whereas malloc'd part
@@ -29,17 +36,20 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+OVERDRAFT_AFTER = 2.0  # seconds of waiting with no buffer coming back before the deadlock breaker lends
+
 
 class PartBuffer:
     """``size`` bytes of memory lent by the pool; ``view`` is their writable memoryview."""
 
-    __slots__ = ("_data", "account", "size", "view")
+    __slots__ = ("_data", "account", "overdraft", "size", "view")
 
     def __init__(self, data: mmap.mmap, account: PoolAccount | None) -> None:
         self._data = data
         self.size = len(data)
         self.view = memoryview(data)
         self.account = account
+        self.overdraft = False  # lent beyond the budget to break a deadlock
 
 
 class PoolAccount:
@@ -79,10 +89,14 @@ class _Waiter:
 class BufferPool:
     """Hands out part buffers within ``budget_bytes``; thread-safe, waiters live on event loops."""
 
-    def __init__(self, budget_bytes: int) -> None:
+    def __init__(self, budget_bytes: int, *, overdraft_after: float = OVERDRAFT_AFTER) -> None:
         if budget_bytes <= 0:
             raise ValueError("budget must be positive")
         self.budget = budget_bytes
+        self.overdraft_after = overdraft_after
+        self._overdraft = 0  # bytes lent beyond the budget (one buffer at the most)
+        self._released_at = time.monotonic()
+        self.overdrafts = 0  # how often the deadlock breaker lent (metrics, tests)
         self._lock = threading.Lock()
         self._in_use = 0
         self._cached = 0
@@ -157,7 +171,13 @@ class BufferPool:
             self._waiters.append(waiter)
             self._dispatch_locked()
         try:
-            return await waiter.future
+            while True:
+                done, _ = await asyncio.wait({waiter.future}, timeout=self.overdraft_after)
+                if done:
+                    return waiter.future.result()
+                buf = self._overdraw(waiter)
+                if buf is not None:
+                    return buf
         except BaseException:
             with self._lock:
                 if waiter in self._waiters:
@@ -167,8 +187,29 @@ class BufferPool:
                 self.release(future.result())  # delivered, then our task was cancelled: give it back
             raise
 
+    def _overdraw(self, waiter: _Waiter) -> PartBuffer | None:
+        """The deadlock breaker (module docstring): lend past the budget to the oldest of the waiters
+        when nothing came back for ``overdraft_after`` seconds, one buffer at a time."""
+        with self._lock:
+            if waiter not in self._waiters or self._overdraft:
+                return None
+            if time.monotonic() - self._released_at < self.overdraft_after:
+                return None
+            if min(w.since for w in self._waiters if not w.future.done()) < waiter.since:
+                return None  # an older request goes first
+            self._waiters.remove(waiter)
+            buf = self._lend_locked(waiter.size, waiter.account, beyond_budget=True)
+            buf.overdraft = True
+            self._overdraft = buf.size
+            self.overdrafts += 1
+            return buf
+
     def release(self, buf: PartBuffer) -> None:
         with self._lock:
+            self._released_at = time.monotonic()
+            if buf.overdraft:
+                buf.overdraft = False
+                self._overdraft -= buf.size
             self._in_use -= buf.size
             if buf.account is not None:
                 buf.account.held -= buf.size
@@ -198,13 +239,16 @@ class BufferPool:
             return False
         return priority or self._in_use + size + self._reserved <= self.budget
 
-    def _lend_locked(self, size: int, account: PoolAccount | None) -> PartBuffer:
+    def _lend_locked(self, size: int, account: PoolAccount | None, *,
+                     beyond_budget: bool = False) -> PartBuffer:
         free = self._free.get(size)
         if free:
             data = free.pop()
             self._cached -= size
         else:
-            self._evict_locked(self._in_use + self._cached + size - self.budget)
+            # idle buffers go first, so that allocated memory stays within the budget (+ one overdraft)
+            allowed = self.budget + (size if beyond_budget else 0)
+            self._evict_locked(self._in_use + self._cached + size - allowed)
             # private anonymous memory (Python's default would be MAP_SHARED: shmem, and shared with
             # any child forked later), zero-filled; unmapped when the last view of it is gone
             data = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
