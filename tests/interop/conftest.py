@@ -105,14 +105,29 @@ def proxied_config(root: Path, proxy: FaultProxy, moto: MotoS3, **s3_options: st
     return S3dsiConfig(root, proxy.endpoint, moto.access_key, moto.secret_key, s3_options=options).write()
 
 
-@pytest.fixture(scope="module")
-def s3dsi_via_proxy(moto_s3: MotoS3, fault_proxy: FaultProxy,
+def _proxied_daemon(moto_s3: MotoS3, fault_proxy: FaultProxy,
                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3dsi]:
-    """One daemon process per module that reaches S3 only through ``fault_proxy``; ``.moto`` still
-    talks to the S3 server directly, for arranging and inspecting."""
     config = proxied_config(tmp_path_factory.mktemp("s3dsi-proxied"), fault_proxy, moto_s3)
     daemon = config.start()
     try:
         yield S3dsi(daemon, config, moto_s3)
     finally:
         daemon.stop()
+
+
+@pytest.fixture(scope="module")
+def s3dsi_via_proxy(moto_s3: MotoS3, fault_proxy: FaultProxy,
+                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3dsi]:
+    """One daemon process per module that reaches S3 only through ``fault_proxy``; ``.moto`` still
+    talks to the S3 server directly, for arranging and inspecting."""
+    yield from _proxied_daemon(moto_s3, fault_proxy, tmp_path_factory)
+
+
+@pytest.fixture
+def fresh_s3dsi_via_proxy(moto_s3: MotoS3, fault_proxy: FaultProxy,
+                          tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3dsi]:
+    """Like ``s3dsi_via_proxy``, but a daemon of its own for one test: its S3 clients start with a full
+    botocore retry quota (standard retry mode spends it on every retry, across requests and
+    transfers), so a test that must survive a transient fault does not depend on what earlier tests
+    spent."""
+    yield from _proxied_daemon(moto_s3, fault_proxy, tmp_path_factory)

@@ -61,6 +61,15 @@ FIRST_RANGE_MARKER = 5.0  # the daemon's default interval between 111 markers
 Arm = Callable[[FaultProxy, str], object]
 
 
+def proxied_daemon(request: pytest.FixtureRequest, survives: bool) -> S3dsi:
+    """The module's daemon for a fault that must fail the transfer; a fresh one for a fault that must be
+    survived. botocore's standard retry mode keeps a retry quota per S3 client that every retry spends
+    (14 units of 500 per 5xx retry), across transfers: after the persistent faults of earlier tests a
+    shared daemon would rightly stop retrying, which is not what a transient-fault test is about."""
+    daemon: S3dsi = request.getfixturevalue("fresh_s3dsi_via_proxy" if survives else "s3dsi_via_proxy")
+    return daemon
+
+
 def put_previous(s3dsi: S3dsi, bucket: str, key: str) -> None:
     s3dsi.moto.client().put_object(Bucket=bucket, Key=key, Body=PREVIOUS)
 
@@ -90,9 +99,10 @@ UPLOAD_FAULTS: dict[str, tuple[str, Arm, bool]] = {
 
 @pytest.mark.parametrize("client", ["guc-p4", "curl"])
 @pytest.mark.parametrize("fault", list(UPLOAD_FAULTS))
-def test_upload_under_s3_fault(s3dsi_via_proxy: S3dsi, fault_proxy: FaultProxy, bucket: str, tmp_path: Path,
-                               fault: str, client: str) -> None:
+def test_upload_under_s3_fault(request: pytest.FixtureRequest, fault_proxy: FaultProxy, bucket: str,
+                               tmp_path: Path, fault: str, client: str) -> None:
     op, arm, survives = UPLOAD_FAULTS[fault]
+    s3dsi_via_proxy = proxied_daemon(request, survives)
     key = unique(fault)
     put_previous(s3dsi_via_proxy, bucket, key)
     data = os.urandom(SIZE)
@@ -135,9 +145,10 @@ DOWNLOAD_FAULTS: dict[str, tuple[Arm, bool]] = {
 
 @pytest.mark.parametrize("client", ["guc", "guc-p4", "curl", "ftplib"])
 @pytest.mark.parametrize("fault", list(DOWNLOAD_FAULTS))
-def test_download_under_s3_fault(s3dsi_via_proxy: S3dsi, fault_proxy: FaultProxy, bucket: str,
+def test_download_under_s3_fault(request: pytest.FixtureRequest, fault_proxy: FaultProxy, bucket: str,
                                  tmp_path: Path, fault: str, client: str) -> None:
     arm, survives = DOWNLOAD_FAULTS[fault]
+    s3dsi_via_proxy = proxied_daemon(request, survives)
     key = unique(fault)
     data = os.urandom(SIZE)
     s3dsi_via_proxy.moto.client().put_object(Bucket=bucket, Key=key, Body=data)
