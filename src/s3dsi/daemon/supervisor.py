@@ -1,11 +1,9 @@
 """Per-session model, parent side: a root process that accepts control connections and forks one
 child per connection (docs/design.md, "Process model and privileges").
 
-The parent never runs an event loop or a thread, since forking a threaded process is unsafe: it is
-a plain selector loop over the control listener, the admin socket, the metrics endpoint (both served
-without blocking, daemon/oneshot.py), one status pipe per child, and a self-pipe that signals wake it
-through. It holds no session state, no S3 client and no credential: only the settings and the password
-hashes (in a mapping its children unmap after their login, identity/pwstore.py), both re-read on SIGHUP.
+The loop, signals, endpoints and shutdown are the forking parent's (daemon/parent.py). This parent holds
+no session state, no S3 client and no credential: only the settings and the password hashes (in a
+mapping its children unmap after their login, identity/pwstore.py), both re-read on SIGHUP.
 
 Before it forks it applies allow_from/deny_from and the connection limits (server/admission.py), so a
 crowd cannot make it fork without bound; a child that has not logged in within control_preauth_timeout
@@ -22,35 +20,26 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
-
-import botocore.session
 
 from s3dsi import __version__
 from s3dsi.config.settings import Settings
 from s3dsi.daemon import admin
 from s3dsi.daemon.configsource import ConfigSource
 from s3dsi.daemon.model import ProcessModel
-from s3dsi.daemon.oneshot import OneShotServer
+from s3dsi.daemon.parent import UNAVAILABLE, ForkingParent
 from s3dsi.daemon.runtime import Listeners, adopt_reloaded, status_line
 from s3dsi.daemon.sdnotify import monotonic_usec, sd_notify
 from s3dsi.daemon.services import S3Factories, load_isolated_authenticator
 from s3dsi.daemon.sockets import shown_address
 from s3dsi.identity.auth import Authenticator
 from s3dsi.observability.logging import get_logger
-from s3dsi.observability.metrics import Metrics, http_response, render_prometheus
+from s3dsi.observability.metrics import Metrics, render_prometheus
 from s3dsi.observability.transferlog import TransferLog
-from s3dsi.server.admission import Admission
-from s3dsi.server.loginpool import ProcessSlots
-from s3dsi.server.throttle import LoginThrottle
 
 log = get_logger("s3dsi.daemon")
-TICK = 1.0
-KILL_AFTER = 10.0  # seconds past shutdown_grace before children still running are killed
 LOGIN_KILL_AFTER = 5.0  # seconds past control_preauth_timeout before a child without a login is killed
-UNAVAILABLE = b"421 Service not available.\r\n"
 
 
 @dataclass
@@ -72,128 +61,42 @@ class Child:
                                      pid=self.pid)
 
 
-class Supervisor:
+class Supervisor(ForkingParent):
+    child_noun = "session process"
+
     def __init__(self, source: ConfigSource, settings: Settings, authenticator: Authenticator,
                  listeners: Listeners, transfer_log: TransferLog, *, metrics: bool,
                  stdout: TextIO | None = None) -> None:
-        self.source = source
-        self.settings = settings
-        self.authenticator = authenticator
-        self.listeners = listeners
-        self.transfer_log = transfer_log
-        self.metrics_on = metrics
-        self.finished_metrics = Metrics()  # counters of children that exited, and sessions opened
+        super().__init__(source, settings, authenticator, listeners, transfer_log, metrics=metrics,
+                         stdout=stdout)
         self.children: dict[int, Child] = {}
-        self.started = time.time()
-        self.stdout = stdout if stdout is not None else sys.stdout
-        self._selector = selectors.DefaultSelector()
-        self._wakeup_r, self._wakeup_w = os.pipe()
-        self._pending: set[int] = set()
-        self._stopping_since: float | None = None
-        self._connections = 0
-        self.throttle = LoginThrottle()  # children start from a copy and report every failure
-        self.admission = Admission(settings)
-        self.login_slots = ProcessSlots()  # at most that many children hash a password at once
-        self._admin_server = OneShotServer(self._selector, complete=lambda r: b"\n" in r,
-                                           respond=lambda r: admin.answer(r, self.status),
-                                           max_request=admin.MAX_REQUEST,
-                                           admit=lambda c: admin.peer_uid(c) in admin.allowed_uids())
-        self._metrics_server = OneShotServer(self._selector, complete=lambda r: b"\r\n\r\n" in r,
-                                             respond=lambda r: http_response(r, self.render_metrics),
-                                             max_request=65536)
-        # The S3 model is parsed once here; children inherit it and only create clients (after their drop).
-        self._botocore = botocore.session.Session()
-        self._botocore.get_service_model("s3")
 
-    # -- signals -----------------------------------------------------------------------------------
-    def _on_signal(self, signum: int, _frame: object) -> None:
-        self._pending.add(signum)
+    def _children(self) -> dict[int, Child]:
+        return self.children
 
-    def _install_signals(self) -> None:
-        for fd in (self._wakeup_r, self._wakeup_w):
-            os.set_blocking(fd, False)
-        signal.set_wakeup_fd(self._wakeup_w)
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
-            signal.signal(sig, self._on_signal)
+    def _running_fields(self) -> dict[str, Any]:
+        return {"model": ProcessModel.PER_SESSION.value}
 
-    # -- main loop ---------------------------------------------------------------------------------
-    def run(self) -> int:
-        self._install_signals()
-        for listener in self.listeners.control:
-            listener.setblocking(False)
-            self._selector.register(listener, selectors.EVENT_READ, self._accept)
-        self._selector.register(self._wakeup_r, selectors.EVENT_READ, self._drain_wakeup)
-        if self.listeners.admin is not None:
-            self._selector.register(self.listeners.admin, selectors.EVENT_READ, self._admin)
-        if self.listeners.metrics is not None:
-            self._selector.register(self.listeners.metrics, selectors.EVENT_READ, self._metrics)
-        print(f"listening on {shown_address(self.listeners.control[0])}", file=self.stdout, flush=True)
-        sd_notify("READY=1", self._status_line(), f"MAINPID={os.getpid()}")
-        log.info("daemon running", model=ProcessModel.PER_SESSION.value, pid=os.getpid())
-        last_status = ""
-        while True:
-            for key, _ in self._selector.select(TICK):
-                callback: Callable[[Any], None] = key.data
-                callback(key.fileobj)
-            self._handle_signals()
-            self._admin_server.sweep()
-            self._metrics_server.sweep()
-            if self._stopping_since is not None and self._shutdown_step():
-                break
-            if self._stopping_since is None:
-                self._expire_logins()
-            line = self._status_line()
-            if line != last_status:
-                sd_notify(line)
-                last_status = line
-        self._close()
-        return 0
+    def _every_turn(self) -> None:
+        self._expire_logins()
 
-    def _drain_wakeup(self, _fd: object) -> None:
-        with contextlib.suppress(BlockingIOError):
-            while os.read(self._wakeup_r, 512):
-                pass
-
-    def _handle_signals(self) -> None:
-        pending, self._pending = self._pending, set()
-        if signal.SIGCHLD in pending:
-            self._reap()
-        if signal.SIGHUP in pending and self._stopping_since is None:
-            self.reload()
-        if pending & {signal.SIGTERM, signal.SIGINT}:
-            self._begin_shutdown()
+    def _on_stopping(self) -> dict[str, Any]:
+        return {"sessions": len(self.children)}
 
     # -- connections --------------------------------------------------------------------------------
     def _accept(self, listener: socket.socket) -> None:
-        try:
-            conn, address = listener.accept()
-        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+        admitted = self._admit(listener)
+        if admitted is None:
             return
-        host = str(address[0])
-        refusal = self.admission.admit(host)
-        if refusal is not None:
-            log.warning("connection refused", remote=host, reason=refusal.reason)
-            self._refuse(conn, refusal.reply)
-            return
-        self._connections += 1
+        conn, host, number = admitted
         try:
-            self._fork(conn, host, self._connections)
+            self._fork(conn, host, number)
         except OSError as err:
             self.admission.release(host)
             log.error("cannot fork a session process", error=err.strerror)
             self._refuse(conn, UNAVAILABLE)
             return
         self.finished_metrics.session_opened()  # here, not in the child: counted once, at the accept
-
-    @staticmethod
-    def _refuse(conn: socket.socket, reply: bytes | None) -> None:
-        """Close a connection that is not served, after one reply line that a fresh socket's send buffer
-        always takes at once (never waiting on the client)."""
-        if reply is not None:
-            with contextlib.suppress(OSError):
-                conn.setblocking(False)
-                conn.send(reply)
-        conn.close()
 
     def _expire_logins(self) -> None:
         """Kill children still without a login well after control_preauth_timeout (each one closes its
@@ -235,18 +138,9 @@ class Supervisor:
     def _child(self, conn: socket.socket, pipe: socket.socket, number: int) -> int:  # pragma: no cover
         """In the forked child: shed the parent's state, then serve ``conn``."""
         try:
-            signal.set_wakeup_fd(-1)
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
-                signal.signal(sig, signal.SIG_DFL)
-            signal.signal(signal.SIGHUP, signal.SIG_IGN)  # reloads are the parent's business
-            for fd in (self._wakeup_r, self._wakeup_w):
-                os.close(fd)
-            os.close(self._selector.fileno())  # never touch the parent's epoll set from here
-            self.listeners.close()
+            self._shed_in_child()
             for other in self.children.values():
                 other.pipe.close()
-            self._admin_server.close_inherited()
-            self._metrics_server.close_inherited()
             from s3dsi.daemon.child import SessionProcess  # noqa: PLC0415
             from s3dsi.daemon.eventloop import run_loop  # noqa: PLC0415
 
@@ -289,13 +183,7 @@ class Supervisor:
             log.warning("unreadable report from a session process", pid=child.pid)
 
     def _reap(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        for pid, code in self._exited():
             child = self.children.pop(pid, None)
             if child is None:
                 continue
@@ -306,7 +194,6 @@ class Supervisor:
             child.pipe.close()
             if child.metrics:
                 self.finished_metrics.add(child.metrics)
-            code = os.waitstatus_to_exitcode(status)
             log.info("session process ended", pid=pid, session=f"{child.number:06d}", exit=code)
 
     # -- SIGHUP ---------------------------------------------------------------------------------------
@@ -326,49 +213,6 @@ class Supervisor:
         sd_notify("READY=1", self._status_line())
         return True
 
-    # -- SIGTERM ----------------------------------------------------------------------------------------
-    def _begin_shutdown(self) -> None:
-        if self._stopping_since is not None:
-            return
-        self._stopping_since = time.monotonic()
-        sd_notify("STOPPING=1")
-        log.info("stopping", grace=self.settings.shutdown_grace, sessions=len(self.children))
-        for listener in self.listeners.control:
-            with contextlib.suppress(KeyError, ValueError):
-                self._selector.unregister(listener)
-            listener.close()
-        for pid in list(self.children):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)  # each drains: its running transfer may finish
-
-    def _shutdown_step(self) -> bool:
-        """True once every child is gone (killing stragglers after grace + KILL_AFTER seconds)."""
-        self._reap()
-        if not self.children:
-            return True
-        assert self._stopping_since is not None
-        if time.monotonic() - self._stopping_since > self.settings.shutdown_grace + KILL_AFTER:
-            for pid in list(self.children):
-                log.error("session process did not stop; killing it", pid=pid)
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            time.sleep(0.2)
-            self._reap()
-        return False
-
-    def _close(self) -> None:
-        self.transfer_log.close()
-        if self.listeners.admin_path is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(self.listeners.admin_path)
-        self.listeners.close()
-        self._selector.close()
-        signal.set_wakeup_fd(-1)
-        for fd in (self._wakeup_r, self._wakeup_w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        log.info("stopped")
-
     # -- status, admin socket, metrics ---------------------------------------------------------------
     def _status_line(self) -> str:
         running = sum(1 for c in self.children.values() if c.session is not None and c.session.kind)
@@ -381,9 +225,6 @@ class Supervisor:
                                   if self._stopping_since is None else (),
                                   sessions=tuple(c.snapshot() for c in self.children.values()))
 
-    def _admin(self, server: socket.socket) -> None:
-        self._admin_server.accept(server)
-
     def render_metrics(self) -> bytes:
         total = Metrics.combined([self.finished_metrics.snapshot(),
                                   *(c.metrics for c in self.children.values() if c.metrics)])
@@ -392,6 +233,3 @@ class Supervisor:
                   "s3dsi_buffer_bytes_in_use": float(sum(c.buffer_in_use for c in self.children.values())),
                   "s3dsi_buffer_budget_bytes": float(self.settings.memory_budget)}
         return render_prometheus(total, gauges)
-
-    def _metrics(self, server: socket.socket) -> None:
-        self._metrics_server.accept(server)

@@ -18,7 +18,7 @@ listener (whichever wakes first takes the connection, so a busy worker keeps tak
 lend more than ``memory_budget``) and a disjoint part of ``port_range`` for its passive data ports. The
 parent has no event loop, no thread and no S3 client (forking a threaded process is unsafe): a selector
 loop over the listeners, the workers' channels, the admin socket, the metrics endpoint and a self-pipe
-for signals, as the per-session parent (daemon/supervisor.py) has. ``s3dsi status`` and the metrics add
+for signals, shared with the per-session parent (daemon/parent.py). ``s3dsi status`` and the metrics add
 up the workers' reports and show each worker's sessions, memory and CPU time.
 
 **Signals.** SIGHUP: the parent loads the configuration and the password file (through the root helper
@@ -34,7 +34,6 @@ from __future__ import annotations
 import contextlib
 import os
 import selectors
-import signal
 import socket
 import sys
 import time
@@ -42,15 +41,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-import botocore.session
-
 from s3dsi import __version__
 from s3dsi.config.settings import Settings
 from s3dsi.daemon import admin, workerwire
 from s3dsi.daemon.accounts import Account
 from s3dsi.daemon.configsource import ConfigSource
 from s3dsi.daemon.model import ProcessModel
-from s3dsi.daemon.oneshot import OneShotServer
+from s3dsi.daemon.parent import UNAVAILABLE, ForkingParent
 from s3dsi.daemon.pwhelper import PasswordHelper, configured_log_files
 from s3dsi.daemon.runtime import Listeners, adopt_reloaded, status_line
 from s3dsi.daemon.sdnotify import monotonic_usec, sd_notify
@@ -59,21 +56,15 @@ from s3dsi.daemon.sockets import shown_address
 from s3dsi.daemon.worker import WorkerProcess, WorkerSetup
 from s3dsi.identity.auth import Authenticator
 from s3dsi.observability.logging import get_logger
-from s3dsi.observability.metrics import Metrics, http_response, render_prometheus
+from s3dsi.observability.metrics import Metrics, render_prometheus
 from s3dsi.observability.transferlog import TransferLog
-from s3dsi.server.admission import Admission
-from s3dsi.server.loginpool import ProcessSlots
 from s3dsi.server.security import SecurityServices
-from s3dsi.server.throttle import LoginThrottle
 
 log = get_logger("s3dsi.daemon")
-TICK = 1.0
-KILL_AFTER = 10.0  # seconds past shutdown_grace before workers still running are killed
 RESPAWN_DELAY = 1.0  # before a dead worker is replaced; doubled while replacements die young
 RESPAWN_DELAY_MAX = 30.0
 YOUNG = 10.0  # a worker that dies this soon after its start makes the next delay longer
 RECONCILE_AFTER = 10.0  # seconds after which a passed connection must show in its worker's reports
-UNAVAILABLE = b"421 Service not available.\r\n"
 
 
 AUTO_PARTS = 4  # part buffers of part_size_min each that "auto" leaves every worker at least
@@ -108,108 +99,41 @@ class Worker:
                                     started=float(report.get("started", 0.0)))
 
 
-class WorkerPool:
+class WorkerPool(ForkingParent):
+    child_noun = "worker"
+
     def __init__(self, source: ConfigSource, settings: Settings, *, count: int, model: ProcessModel,
                  runs_as: Account, listeners: Listeners, authenticator: Authenticator,
                  transfer_log: TransferLog, security: SecurityServices, helper: PasswordHelper | None,
                  metrics: bool, stdout: TextIO | None = None) -> None:
-        self.source = source
-        self.settings = settings
+        super().__init__(source, settings, authenticator, listeners, transfer_log, metrics=metrics,
+                         stdout=stdout)
         self.count = count
         self.model = model
         self.runs_as = runs_as
-        self.listeners = listeners
-        self.authenticator = authenticator
-        self.transfer_log = transfer_log
         self.security = security
         self.helper = helper
-        self.metrics_on = metrics
-        self.stdout = stdout if stdout is not None else sys.stdout
         self.workers: dict[int, Worker] = {}  # by pid
-        self.finished_metrics = Metrics()  # counters of workers that exited, and sessions opened
-        self.admission = Admission(settings)
-        self.throttle = LoginThrottle()  # what every worker counted; a replacement starts from it
-        self.login_slots = ProcessSlots()  # at most that many argon2 checks across all workers
-        self.started = time.time()
-        self._selector = selectors.DefaultSelector()
-        self._wakeup_r, self._wakeup_w = os.pipe()
-        self._pending: set[int] = set()
-        self._stopping_since: float | None = None
-        self._connections = 0
         self._respawn: dict[int, float] = {}  # index -> monotonic time it is due
         self._delay: dict[int, float] = {}  # index -> the next respawn delay
-        self._admin_server = OneShotServer(self._selector, complete=lambda r: b"\n" in r,
-                                           respond=lambda r: admin.answer(r, self.status),
-                                           max_request=admin.MAX_REQUEST,
-                                           admit=lambda c: admin.peer_uid(c) in admin.allowed_uids())
-        self._metrics_server = OneShotServer(self._selector, complete=lambda r: b"\r\n\r\n" in r,
-                                             respond=lambda r: http_response(r, self.render_metrics),
-                                             max_request=65536)
-        # botocore's S3 model is parsed once here; workers inherit it and only create clients
-        self._botocore = botocore.session.Session()
-        self._botocore.get_service_model("s3")
 
-    # -- signals ---------------------------------------------------------------------------------------
-    def _on_signal(self, signum: int, _frame: object) -> None:
-        self._pending.add(signum)
+    def _children(self) -> dict[int, Worker]:
+        return self.workers
 
-    def _install_signals(self) -> None:
-        for fd in (self._wakeup_r, self._wakeup_w):
-            os.set_blocking(fd, False)
-        signal.set_wakeup_fd(self._wakeup_w)
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
-            signal.signal(sig, self._on_signal)
+    def _running_fields(self) -> dict[str, Any]:
+        return {"model": self.model.value, "account": self.runs_as.name, "workers": self.count}
 
-    # -- main loop -------------------------------------------------------------------------------------
-    def run(self) -> int:
-        self._install_signals()
+    def _before_serving(self) -> None:
         for index in range(self.count):
             self._spawn(index)
-        for listener in self.listeners.control:
-            listener.setblocking(False)
-            self._selector.register(listener, selectors.EVENT_READ, self._accept)
-        self._selector.register(self._wakeup_r, selectors.EVENT_READ, self._drain_wakeup)
-        if self.listeners.admin is not None:
-            self._selector.register(self.listeners.admin, selectors.EVENT_READ, self._admin_server.accept)
-        if self.listeners.metrics is not None:
-            self._selector.register(self.listeners.metrics, selectors.EVENT_READ, self._metrics_server.accept)
-        print(f"listening on {shown_address(self.listeners.control[0])}", file=self.stdout, flush=True)
-        sd_notify("READY=1", self._status_line(), f"MAINPID={os.getpid()}")
-        log.info("daemon running", model=self.model.value, account=self.runs_as.name, pid=os.getpid(),
-                 workers=self.count)
-        last_status = ""
-        while True:
-            for key, _ in self._selector.select(TICK):
-                callback: Callable[[Any], None] = key.data
-                callback(key.fileobj)
-            self._handle_signals()
-            self._admin_server.sweep()
-            self._metrics_server.sweep()
-            if self._stopping_since is not None:
-                if self._shutdown_step():
-                    break
-            else:
-                self._respawn_due()
-            line = self._status_line()
-            if line != last_status:
-                sd_notify(line)
-                last_status = line
-        self._close()
-        return 0
 
-    def _drain_wakeup(self, _fd: object) -> None:
-        with contextlib.suppress(BlockingIOError):
-            while os.read(self._wakeup_r, 512):
-                pass
+    def _every_turn(self) -> None:
+        self._respawn_due()
 
-    def _handle_signals(self) -> None:
-        pending, self._pending = self._pending, set()
-        if signal.SIGCHLD in pending:
-            self._reap()
-        if signal.SIGHUP in pending and self._stopping_since is None:
-            self.reload()
-        if pending & {signal.SIGTERM, signal.SIGINT}:
-            self._begin_shutdown()
+    def _on_stopping(self) -> dict[str, Any]:
+        self._respawn.clear()
+        sessions = sum(len(w.connections) for w in self.workers.values())
+        return {"workers": len(self.workers), "sessions": sessions}
 
     # -- workers ---------------------------------------------------------------------------------------
     def _spawn(self, index: int) -> None:
@@ -237,18 +161,9 @@ class WorkerPool:
     def _worker(self, index: int, channel: socket.socket) -> int:  # pragma: no cover - in the worker
         """In the forked worker: shed the parent's state, then serve what the parent passes."""
         try:
-            signal.set_wakeup_fd(-1)
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
-                signal.signal(sig, signal.SIG_DFL)
-            signal.signal(signal.SIGHUP, signal.SIG_IGN)  # reloads come from the parent
-            for fd in (self._wakeup_r, self._wakeup_w):
-                os.close(fd)
-            os.close(self._selector.fileno())  # never touch the parent's epoll set from here
-            self.listeners.close()  # the parent alone accepts
+            self._shed_in_child()  # the parent alone accepts, and reloads come from it
             for other in self.workers.values():
                 other.channel.close()
-            self._admin_server.close_inherited()
-            self._metrics_server.close_inherited()
             if self.helper is not None:
                 self.helper.close_inherited()  # the parent's alone: one conversation at a time
             from s3dsi.daemon.eventloop import run_loop  # noqa: PLC0415
@@ -312,13 +227,7 @@ class WorkerPool:
             self._release(worker, number)
 
     def _reap(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        for pid, code in self._exited():
             worker = self.workers.pop(pid, None)
             if worker is None:
                 continue  # the root helper, say
@@ -330,7 +239,6 @@ class WorkerPool:
                 self.admission.release(peer)
             if worker.report and worker.report.get("metrics"):
                 self.finished_metrics.add(worker.report["metrics"])
-            code = os.waitstatus_to_exitcode(status)
             if self._stopping_since is None:
                 log.error("worker ended; replacing it", worker=worker.index, pid=pid, exit=code,
                           sessions_lost=len(worker.connections))
@@ -353,18 +261,10 @@ class WorkerPool:
 
     # -- connections -----------------------------------------------------------------------------------
     def _accept(self, listener: socket.socket) -> None:
-        try:
-            conn, address = listener.accept()
-        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+        admitted = self._admit(listener)
+        if admitted is None:
             return
-        host = str(address[0])
-        refusal = self.admission.admit(host)
-        if refusal is not None:
-            log.warning("connection refused", remote=host, reason=refusal.reason)
-            self._refuse(conn, refusal.reply)
-            return
-        self._connections += 1
-        number = self._connections
+        conn, host, number = admitted
         for worker in sorted(self.workers.values(), key=lambda w: (len(w.connections), w.index)):
             if workerwire.send(worker.channel, {"conn": number, "peer": host}, [conn.fileno()]):
                 worker.connections[number] = host
@@ -375,14 +275,6 @@ class WorkerPool:
         self.admission.release(host)
         log.error("no worker could take a connection", remote=host)
         self._refuse(conn, UNAVAILABLE)
-
-    @staticmethod
-    def _refuse(conn: socket.socket, reply: bytes | None) -> None:
-        if reply is not None:
-            with contextlib.suppress(OSError):
-                conn.setblocking(False)
-                conn.send(reply)
-        conn.close()
 
     # -- SIGHUP ----------------------------------------------------------------------------------------
     def reload(self) -> bool:
@@ -431,51 +323,6 @@ class WorkerPool:
         finally:
             for fd in fds:
                 os.close(fd)
-
-    # -- SIGTERM ---------------------------------------------------------------------------------------
-    def _begin_shutdown(self) -> None:
-        if self._stopping_since is not None:
-            return
-        self._stopping_since = time.monotonic()
-        sd_notify("STOPPING=1")
-        log.info("stopping", grace=self.settings.shutdown_grace, workers=len(self.workers),
-                 sessions=sum(len(w.connections) for w in self.workers.values()))
-        for listener in self.listeners.control:
-            with contextlib.suppress(KeyError, ValueError):
-                self._selector.unregister(listener)
-            listener.close()
-        self._respawn.clear()
-        for pid in list(self.workers):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-
-    def _shutdown_step(self) -> bool:
-        """True once every worker is gone (killing stragglers after grace + KILL_AFTER seconds)."""
-        self._reap()
-        if not self.workers:
-            return True
-        assert self._stopping_since is not None
-        if time.monotonic() - self._stopping_since > self.settings.shutdown_grace + KILL_AFTER:
-            for pid in list(self.workers):
-                log.error("worker did not stop; killing it", pid=pid)
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            time.sleep(0.2)
-            self._reap()
-        return False
-
-    def _close(self) -> None:
-        self.transfer_log.close()
-        if self.listeners.admin_path is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(self.listeners.admin_path)
-        self.listeners.close()
-        self._selector.close()
-        signal.set_wakeup_fd(-1)
-        for fd in (self._wakeup_r, self._wakeup_w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        log.info("stopped")
 
     # -- status, admin socket, metrics -----------------------------------------------------------------
     def _sessions(self) -> list[admin.SessionSnapshot]:
