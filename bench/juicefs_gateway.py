@@ -19,6 +19,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.processes import stop_process
+
 ACCESS_KEY = "s3dsibench"
 SECRET_KEY = "s3dsi-bench-secret"  # a throwaway credential of a loopback-only store
 VOLUME = "bench"  # also the one bucket the gateway serves
@@ -60,13 +62,7 @@ class Gateway:
         return self.process.pid
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        stop_process(self.process, 20)
         shutil.rmtree(self.root, ignore_errors=True)
 
 

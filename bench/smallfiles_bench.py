@@ -40,6 +40,7 @@ from benchfiles import MiB, parse_size  # noqa: E402
 from benchreport import Run  # noqa: E402
 from clients import find_rclone, find_s5cmd  # noqa: E402
 from juicefs_gateway import find_juicefs, free_port, start_gateway  # noqa: E402
+from tests.support.processes import stop_process  # noqa: E402
 from transfer_bench import Bench, ClientResult, Variant, spawn  # noqa: E402
 
 KiB = 1024
@@ -89,12 +90,7 @@ class Rclone:
         return f"ftp://{RCLONE_USER}:{RCLONE_PASS}@127.0.0.1:{self.port}{path}"
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
+        stop_process(self.process)
 
 
 def run(args: argparse.Namespace) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from s3dsi.config.settings import Settings
 from s3dsi.server.app import Daemon
 from s3dsi.server.context import BackendProvider
+from tests.support.processes import stop_process
 
 TEST_USER = "alice"
 TEST_PASSWORD = "correct horse battery staple"
@@ -132,13 +133,7 @@ class ProcessDaemon:
     log_path: Path
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        stop_process(self.process, 30)
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

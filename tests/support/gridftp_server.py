@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.moto_server import free_port
+from tests.support.processes import stop_process
 
 ANONYMOUS_AS_ROOT = "nobody"
 _START_TIMEOUT = 20.0
@@ -109,12 +110,7 @@ class GridFTPServer:
             for child in _children(self.process.pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(child, signal.SIGTERM)
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+            stop_process(self.process)
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
 

@@ -37,6 +37,7 @@ import boto3
 from botocore.config import Config
 
 from tests.support.moto_server import _answers, _log_tail, free_port
+from tests.support.processes import stop_process
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -186,13 +187,7 @@ class IamMoto:
         raise RuntimeError(f"IAM moto server did not start:\n{_log_tail(log_path)}")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process, 5)
 
     # -- clients ------------------------------------------------------------------------------------------
     def client(self, service: str, keys: Keys | None = None, **config: Any) -> Any:

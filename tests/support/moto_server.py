@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 
+from tests.support.processes import stop_process
+
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
@@ -158,9 +160,4 @@ class MotoServerProcess:
     def stop(self) -> None:
         if self.process.poll() is not None:
             return
-        self.process.terminate()
-        try:
-            self.process.wait(_STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(_STOP_TIMEOUT)
+        stop_process(self.process, _STOP_TIMEOUT)
