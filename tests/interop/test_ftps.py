@@ -24,6 +24,7 @@ import pytest
 
 from s3dsi.security.trust import subject_hash
 from tests.interop.conftest import S3dsi, unique, write_file
+from tests.support.ftp_client import recv_exact
 from tests.support.moto_server import MotoS3
 from tests.support.pki import Pki
 from tests.support.programs import need
@@ -294,11 +295,11 @@ def test_mode_e_over_prot_p_both_directions(ftps: S3dsi, ca_file: str, bucket: s
             tls = client.context.wrap_socket(raw, server_hostname="127.0.0.1", session=client.sock.session)
             accepted.append(tls)
             while True:
-                header = _recv_exact(tls, 17)
+                header = recv_exact(tls, 17)
                 descriptor, count = header[0], int.from_bytes(header[1:9], "big")
                 offset = int.from_bytes(header[9:17], "big")
                 if count and not descriptor & 0x40:
-                    received[offset:offset + count] = _recv_exact(tls, count)
+                    received[offset:offset + count] = recv_exact(tls, count)
                 if descriptor & 0x08:
                     eods.append(1)
                     return
@@ -318,13 +319,3 @@ def test_mode_e_over_prot_p_both_directions(ftps: S3dsi, ca_file: str, bucket: s
         listener.close()
     finally:
         client.close()
-
-
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise EOFError(f"closed after {len(buf)} of {n} bytes")
-        buf += chunk
-    return bytes(buf)
