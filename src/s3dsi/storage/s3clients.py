@@ -27,7 +27,7 @@ import botocore.session
 from botocore.config import Config
 
 from s3dsi.config.settings import AddressingStyle, Settings
-from s3dsi.storage.s3io import use_fast_timestamps
+from s3dsi.storage.s3io import send_small_bodies_at_once, use_fast_timestamps
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -228,6 +228,7 @@ class ClientPool:
         self.config = config
         self.session = session or botocore.session.Session()
         use_fast_timestamps(self.session)
+        send_small_bodies_at_once(self.session)
         self._clients: OrderedDict[tuple[str, str, str], S3Client] = OrderedDict()
         self._lock = threading.Lock()
         self.created = 0  # for tests and metrics

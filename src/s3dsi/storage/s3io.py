@@ -82,6 +82,30 @@ def use_fast_timestamps(session: Any) -> None:
     session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=fast_timestamp)
 
 
+CONTINUE_ABOVE = 1024 * 1024  # bodies up to this size are sent without "Expect: 100-continue"
+
+
+def _no_continue_for_small_bodies(params: dict[str, Any], **_kwargs: Any) -> None:
+    headers = params.get("headers")
+    if not headers:
+        return
+    if headers.get("Expect") != "100-continue":
+        return
+    length = botocore.utils.determine_content_length(params.get("body"))
+    if length is not None and length <= CONTINUE_ABOVE:
+        del headers["Expect"]
+
+
+def send_small_bodies_at_once(session: Any) -> None:
+    """botocore asks S3 for ``100 Continue`` before every PutObject and UploadPart body, which costs a
+    round trip and a wait per request. It saves sending a large body that S3 would refuse anyway; for a
+    small one (a small file's PutObject) it is only the round trip, so those go out with their headers."""
+    # botocore adds the header in a handler of every S3 call ("before-call.s3"); a handler of one
+    # operation would run before it, so this one is the last of all S3 calls'.
+    session.get_component("event_emitter").register_last(
+        "before-call.s3", _no_continue_for_small_bodies, unique_id="s3dsi-no-continue")
+
+
 def utc_seconds(value: datetime) -> datetime:
     """UTC, whole seconds: HeadObject has second resolution and listings milliseconds, and both must agree."""
     return value.astimezone(UTC).replace(microsecond=0)

@@ -139,3 +139,32 @@ def test_only_a_whole_object_crc32c_is_taken_from_s3() -> None:
     assert full_object_crc32c("yZRlqg==", "COMPOSITE") is None
     assert full_object_crc32c(None, None) is None
     assert full_object_crc32c("not base64!", None) is None
+
+
+@pytest.mark.parametrize(("size", "continues"), [(0, False), (64 * 1024, False), (1024 * 1024, False),
+                                                 (1024 * 1024 + 1, True)])
+@pytest.mark.parametrize("operation", ["put_object", "upload_part"])
+def test_small_bodies_go_without_100_continue(size: int, continues: bool, operation: str) -> None:
+    """botocore asks for "100 Continue" before every PutObject/UploadPart body: a round trip per small
+    file. The pool's clients send bodies up to 1 MiB with their headers, larger ones still ask first."""
+    import botocore.awsrequest  # noqa: PLC0415
+
+    from s3dsi.storage.s3io import MemoryviewBody  # noqa: PLC0415
+
+    pool = ClientPool(S3Config(endpoint_url="http://127.0.0.1:9"))
+    client = pool.client(S3Credentials("AKIA", "s"), "us-east-1")
+    sent: list[dict[str, Any]] = []
+
+    def capture(request: Any, **_kwargs: Any) -> botocore.awsrequest.AWSResponse:
+        sent.append(dict(request.headers))
+        raw = type("Raw", (), {"stream": lambda self, *a, **k: iter(())})()
+        return botocore.awsrequest.AWSResponse(request.url, 200, {"ETag": '"e"'}, raw)
+
+    client.meta.events.register("before-send.s3", capture)
+    body = MemoryviewBody(memoryview(bytes(size)))
+    if operation == "put_object":
+        client.put_object(Bucket="b", Key="k", Body=body)
+    else:
+        client.upload_part(Bucket="b", Key="k", UploadId="u", PartNumber=1, Body=body)
+    assert len(sent) == 1
+    assert ("Expect" in sent[0]) is continues
