@@ -34,8 +34,7 @@ from tests.support.s3dsi_env import S3dsiConfig
 pytestmark = pytest.mark.interop
 
 
-@pytest.fixture(scope="module")
-def gsi(moto_s3: MotoS3, pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3dsi]:
+def _gsi_daemon(moto_s3: MotoS3, pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3dsi]:
     root = tmp_path_factory.mktemp("s3dsi-gsi")
     config = S3dsiConfig(root, moto_s3.endpoint, moto_s3.access_key, moto_s3.secret_key,
                          users={name: f"pw-{name}" for name in (*MAPPED_USERS, "carol")}).write()
@@ -44,6 +43,20 @@ def gsi(moto_s3: MotoS3, pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> 
         yield S3dsi(daemon, config, moto_s3)
     finally:
         daemon.stop()
+
+
+@pytest.fixture(scope="module")
+def gsi(moto_s3: MotoS3, pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3dsi]:
+    """The module's daemon, for logins that succeed."""
+    yield from _gsi_daemon(moto_s3, pki, tmp_path_factory)
+
+
+@pytest.fixture
+def gsi_refusing(moto_s3: MotoS3, pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3dsi]:
+    """A daemon of its own for a test whose login fails on purpose: a refused GSI login counts as a
+    failed login for 127.0.0.1, and the login throttle would make every later login of the module's
+    daemon wait (0.5, 1, 2 ... 16 s), right or wrong, as it is meant to."""
+    yield from _gsi_daemon(moto_s3, pki, tmp_path_factory)
 
 
 def url(gsi: S3dsi, path: str, user: str | None = None) -> str:
@@ -116,8 +129,9 @@ def test_explicit_user_only_when_the_grid_mapfile_lists_it(gsi: S3dsi, pki: Pki,
     ("outside", "not allowed by the signing policy"),
     ("revoked", "certificate revoked"),
 ])
-def test_refused_identities(gsi: S3dsi, pki: Pki, bucket: str, tmp_path: Path, who: str,
+def test_refused_identities(gsi_refusing: S3dsi, pki: Pki, bucket: str, tmp_path: Path, who: str,
                             message: str) -> None:
+    gsi = gsi_refusing
     proxy = pki.users[who].proxy
     src = write_file(tmp_path / "src", b"must not arrive")
     name = unique("refused")
@@ -137,8 +151,9 @@ def _control(sock: socket.socket, line: str) -> str:
             return reply.decode()
 
 
-def test_expired_proxy_is_refused_by_the_daemon_with_the_verify_error(gsi: S3dsi, pki: Pki) -> None:
+def test_expired_proxy_is_refused_by_the_daemon_with_the_verify_error(gsi_refusing: S3dsi, pki: Pki) -> None:
     """globus-url-copy will not even send an expired proxy, so a GSS initiator of our own does."""
+    gsi = gsi_refusing
     data = pki.proxies["expired"].read_bytes()
     credential = parse_pem_credential(data, data, "expired")
     initiator = GssInitiator(gsi_initiator_context(credential), identity_of)
