@@ -33,6 +33,28 @@ needs_root = pytest.mark.skipif(not IS_ROOT, reason="creates local users and dro
                                                     "(CI does)")
 
 
+DEMO_BANNER_END = "Stop with Ctrl-C"
+
+
+def read_demo_banner(proc: subprocess.Popen[str], timeout: float) -> list[str]:
+    """Follow a demo's stdout in a thread; return its lines (still growing) once the banner has ended,
+    the output closed or ``timeout`` passed."""
+    lines: list[str] = []
+    done = threading.Event()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+            if line.startswith(DEMO_BANNER_END):
+                done.set()
+        done.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    done.wait(timeout)
+    return lines
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

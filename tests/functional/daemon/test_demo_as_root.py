@@ -14,7 +14,6 @@ import pwd
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.functional.daemon.conftest import IS_ROOT
+from tests.functional.daemon.conftest import DEMO_BANNER_END, IS_ROOT, read_demo_banner
 from tests.support.programs import need
 
 pytestmark = pytest.mark.skipif(not IS_ROOT, reason="the demo drops from root to nobody: run as root")
@@ -72,21 +71,9 @@ def demo() -> Iterator[Demo]:
     before = set(glob.glob("/tmp/s3dsi-demo-*"))
     proc = subprocess.Popen([sys.executable, "-m", "s3dsi", "serve", "--demo", "-p", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/")
-    lines: list[str] = []
-    ready = threading.Event()
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line.rstrip("\n"))
-            if line.startswith("Stop with Ctrl-C"):
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
     try:
-        ready.wait(START_TIMEOUT)
-        assert any(line.startswith("Stop with Ctrl-C") for line in lines), lines
+        lines = read_demo_banner(proc, START_TIMEOUT)
+        assert any(line.startswith(DEMO_BANNER_END) for line in lines), lines
         host, port = lines[0].removeprefix("listening on ").rsplit(":", 1)
         password = next(line.split()[-1] for line in lines if line.strip().startswith("password:"))
         yield Demo(proc, host, int(port), password, lines)

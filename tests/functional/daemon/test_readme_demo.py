@@ -9,7 +9,6 @@ import os
 import shutil
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,14 @@ from pathlib import Path
 import pytest
 
 from s3dsi.daemon.demo import DEMO_TEXT
-from tests.functional.daemon.conftest import IS_ROOT, REPO, LocalUsers, world_tempdir
+from tests.functional.daemon.conftest import (
+    DEMO_BANNER_END,
+    IS_ROOT,
+    REPO,
+    LocalUsers,
+    read_demo_banner,
+    world_tempdir,
+)
 from tests.support.programs import need
 
 
@@ -83,22 +89,10 @@ def test_the_readme_demo_command_serves_and_its_printed_commands_work(newcomer: 
 
     log = open(newcomer.home / "demo.log", "w")  # noqa: SIM115
     proc = newcomer.popen(README_COMMAND, checkout, stdout=subprocess.PIPE, stderr=log)
-    lines: list[str] = []
-    banner_done = threading.Event()
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line.rstrip("\n"))
-            if line.startswith("Stop with Ctrl-C"):
-                banner_done.set()
-        banner_done.set()
-
-    threading.Thread(target=read, daemon=True).start()
     try:
-        banner_done.wait(START_TIMEOUT)
+        lines = read_demo_banner(proc, START_TIMEOUT)
         log.flush()
-        assert any(line.startswith("Stop with Ctrl-C") for line in lines), \
+        assert any(line.startswith(DEMO_BANNER_END) for line in lines), \
             f"no demo banner:\n{lines[-20:]}\n{(newcomer.home / 'demo.log').read_text()[-4000:]}"
         start = next(i for i, line in enumerate(lines) if line.startswith("listening on "))
         assert lines[start + 2].startswith("s3dsi demo:")  # the banner follows the listening line
