@@ -123,9 +123,9 @@ def test_a_silent_upload_times_out_and_frees_its_buffers(impatient: RunningDaemo
     c.close()
 
 
-def test_a_download_nobody_reads_times_out_and_frees_its_buffers(impatient: RunningDaemon) -> None:
-    impatient.backend.put_object("/data/big.bin", memoryview(os.urandom(40 * MiB)))
-    c = impatient.client()
+def retr_nobody_reads(daemon: RunningDaemon) -> tuple[Client, socket.socket]:
+    """A session whose RETR of /data/big.bin has begun on a data connection that is never read."""
+    c = daemon.client()
     c.sock.settimeout(60)
     c.cmd("TYPE I")
     addr = c.pasv()
@@ -133,7 +133,13 @@ def test_a_download_nobody_reads_times_out_and_frees_its_buffers(impatient: Runn
     assert c.read_reply().code == 150
     data = socket.socket()
     data.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    data.connect(addr)  # and never read
+    data.connect(addr)
+    return c, data
+
+
+def test_a_download_nobody_reads_times_out_and_frees_its_buffers(impatient: RunningDaemon) -> None:
+    impatient.backend.put_object("/data/big.bin", memoryview(os.urandom(40 * MiB)))
+    c, data = retr_nobody_reads(impatient)
     _, final = c.read_final()
     assert final.code == 426 and "No data moved" in final.text, final
     assert wait_for(lambda: in_use(impatient) == 0)
@@ -146,16 +152,7 @@ def test_downloads_nobody_reads_do_not_freeze_an_upload(pressured: RunningDaemon
     pressured.backend.put_object("/data/big.bin", memoryview(os.urandom(80 * MiB)))
     readers: list[tuple[Client, socket.socket]] = []
     for _ in range(4):
-        c = pressured.client()
-        c.sock.settimeout(60)
-        c.cmd("TYPE I")
-        addr = c.pasv()
-        c.send("RETR /data/big.bin")
-        assert c.read_reply().code == 150
-        data = socket.socket()
-        data.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        data.connect(addr)
-        readers.append((c, data))
+        readers.append(retr_nobody_reads(pressured))
     assert wait_for(lambda: in_use(pressured) >= 48 * MiB)
     done: list[int] = []
     worker = threading.Thread(target=lambda: done.append(upload(pressured, "up.bin", os.urandom(30 * MiB))))
