@@ -180,18 +180,29 @@ def test_extra_connections_to_a_stream_mode_listener_are_closed(memory_daemon: R
     c = memory_daemon.client()
     host, port = c.pasv()
     first = socket.create_connection((host, port))
-    extra = socket.create_connection((host, port))
+    try:
+        extra: socket.socket | None = socket.create_connection((host, port))
+    except ConnectionRefusedError:
+        # the daemon accepted the first one and closed its listener before this SYN arrived:
+        # stream mode needs one connection, so nobody else gets in (the other correct outcome)
+        extra = None
     time.sleep(0.2)  # both accepted before the transfer takes one
     c.send("RETR /data/small.bin")
     assert c.read_reply().code == 150
     _, final = c.read_final()
     assert final.code == 226, final
-    used, spare = (first, extra) if first.recv(100, socket.MSG_PEEK) else (extra, first)
-    assert recv_all(used) == b"payload"
-    spare.settimeout(5)
-    assert spare.recv(100) == b""  # closed by the server, not left hanging
+    if extra is None:
+        assert recv_all(first) == b"payload"
+    else:
+        used, spare = (first, extra) if first.recv(100, socket.MSG_PEEK) else (extra, first)
+        assert recv_all(used) == b"payload"
+        spare.settimeout(5)
+        try:
+            assert spare.recv(100) == b""  # closed by the server, not left hanging
+        except ConnectionResetError:
+            pass  # reset with the listener: not left hanging either
+        extra.close()
     first.close()
-    extra.close()
     c.close()
 
 
