@@ -7,6 +7,7 @@ import hashlib
 import os
 import socket
 import struct
+import threading
 import time
 import zlib
 
@@ -272,8 +273,10 @@ def test_abor_while_the_object_is_being_stored_lets_it_finish(memory_daemon: Run
     is told 226 (then 226 Abort successful), matching what S3 holds."""
     b = memory_daemon.backend
     original = b.complete_upload
+    storing = threading.Event()
 
     def slow_complete(path, upload_id, parts, **kwargs):  # type: ignore[no-untyped-def]
+        storing.set()
         time.sleep(1.0)
         return original(path, upload_id, parts, **kwargs)
 
@@ -287,7 +290,7 @@ def test_abor_while_the_object_is_being_stored_lets_it_finish(memory_daemon: Run
     assert c.read_reply().code == 150
     s.sendall(data)
     s.close()
-    time.sleep(0.5)  # the data is in; the store is running
+    assert storing.wait(10)  # the data is in; the store is running
     c.send("ABOR")
     assert c.read_reply().lines == ["226 Transfer Complete."]
     assert c.read_reply().lines == ["226 Abort successful"]
