@@ -114,6 +114,17 @@ def recv_exact(sock: socket.socket, n: int) -> bytes:
     return bytes(buf)
 
 
+def closed_by_peer(sock: socket.socket, timeout: float = 5.0) -> bool:
+    """True when the other end closed or reset ``sock`` (within ``timeout``), without sending data."""
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(65536) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
 def recv_all(sock: socket.socket) -> bytes:
     out = bytearray()
     while True:

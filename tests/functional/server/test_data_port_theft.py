@@ -14,7 +14,7 @@ import pytest
 from s3dsi.protocol.parsing import MAX_SPOR_ADDRESSES
 from s3dsi.server.data.channels import MAX_PARALLELISM
 from tests.functional.server.conftest import MiB, RunningDaemon
-from tests.support.ftp_client import block, eod_block, eof_block, recv_all
+from tests.support.ftp_client import block, closed_by_peer, eod_block, eof_block, recv_all
 
 THIEF = "127.0.0.2"
 
@@ -26,16 +26,6 @@ def steal(addr: tuple[str, int]) -> socket.socket:
     sock.bind((THIEF, 0))
     sock.connect(addr)
     return sock
-
-
-def closed_by_peer(sock: socket.socket, timeout: float = 5.0) -> bool:
-    sock.settimeout(timeout)
-    try:
-        return sock.recv(65536) == b""
-    except ConnectionResetError:
-        return True
-    except TimeoutError:
-        return False
 
 
 def refused_within(addr: tuple[str, int], timeout: float) -> bool:

@@ -19,6 +19,7 @@ from tests.support.ftp_client import (
     accept_mode_e,
     assemble,
     block,
+    closed_by_peer,
     connect_many,
     eod_block,
     eof_block,
@@ -278,14 +279,7 @@ def test_restart_marker_block_payload_is_not_file_data(memory_daemon: RunningDae
 
 def _closed_among(socks: list[socket.socket], wait: float) -> set[socket.socket]:
     readable, _, _ = select.select(socks, [], [], wait)
-    closed = set()
-    for s in readable:
-        try:
-            if s.recv(1) == b"":
-                closed.add(s)
-        except ConnectionResetError:
-            closed.add(s)
-    return closed
+    return {s for s in readable if closed_by_peer(s)}
 
 
 def test_data_connections_per_setup_are_capped(memory_daemon: RunningDaemon) -> None:
