@@ -12,6 +12,7 @@ import pytest
 
 from tests.support.daemon import ProcessDaemon
 from tests.support.faultproxy import FaultProxy
+from tests.support.gridftp_server import GridFTPServer, gridftp_server, server_program
 from tests.support.moto_server import MotoS3
 from tests.support.s3dsi_env import PASSWORD, USER, S3dsiConfig, client_env, ftp_url
 
@@ -44,6 +45,15 @@ class S3dsi:
     def uploads(self, bucket: str) -> list[str]:
         resp = self.moto.client().list_multipart_uploads(Bucket=bucket)
         return [u["Key"] for u in resp.get("Uploads", [])]
+
+
+@pytest.fixture(scope="module")
+def gt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GridFTPServer]:
+    """The reference C server in clear text, one per test module: the other end of third-party transfers."""
+    if server_program() is None:
+        pytest.fail("globus-gridftp-server is not installed (scripts/test installs it)")
+    with gridftp_server(tmp_path_factory.mktemp("gridftp")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

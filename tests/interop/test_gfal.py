@@ -16,13 +16,13 @@ import os
 import shutil
 import subprocess
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.interop.conftest import S3dsi, unique, write_file
-from tests.support.gridftp_server import GridFTPServer, gridftp_server, server_program
+from tests.support.gridftp_server import GridFTPServer
 from tests.support.guc_debug import GFAL_PREFIX, Exchange, commands, on, parse_debug, replies
 from tests.support.programs import need, need_gfal_plugins
 from tests.support.s3dsi_env import PASSWORD, USER, MiB, client_env
@@ -270,14 +270,6 @@ def test_rm_recursive_tree_without_directory_markers(s3dsi: S3dsi, bucket: str) 
 
 
 # -- gfal-copy third party between the C server and s3dsi ---------------------------------------------
-@pytest.fixture(scope="module")
-def gt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GridFTPServer]:
-    if server_program() is None:
-        pytest.fail("globus-gridftp-server is not installed (scripts/test installs it)")
-    with gridftp_server(tmp_path_factory.mktemp("gridftp")) as server:
-        yield server
-
-
 def test_third_party_copy_both_directions(s3dsi: S3dsi, gt: GridFTPServer, bucket: str) -> None:
     """gfal2 third party: stream mode, delayed passive on the receiving end, CKSM on both ends."""
     data = os.urandom(2 * PART + 99)

@@ -29,7 +29,7 @@ from tests.interop.conftest import S3dsi, proxied_config, unique
 from tests.interop.fault_checks import PREVIOUS, run_janitor, slow_guc_upload
 from tests.support.balancer import Balancer
 from tests.support.faultproxy import FaultProxy
-from tests.support.gridftp_server import GridFTPServer, gridftp_server, server_program
+from tests.support.gridftp_server import GridFTPServer
 from tests.support.guc_debug import commands, parse_debug
 from tests.support.interop_helpers import (
     kill_tree,
@@ -81,15 +81,6 @@ def kill(host: S3dsi) -> None:
 def forget_host(host: S3dsi) -> None:
     """The host is gone for good, and its disk with it."""
     shutil.rmtree(host.config.root / "state")
-
-
-@pytest.fixture(scope="module")
-def gt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GridFTPServer]:
-    """The reference C server, as the sending end of a third-party transfer."""
-    if server_program() is None:
-        pytest.fail("globus-gridftp-server is not installed (scripts/test installs it)")
-    with gridftp_server(tmp_path_factory.mktemp("gridftp")) as server:
-        yield server
 
 
 def test_restart_lands_on_another_host(fault_proxy: FaultProxy, moto_s3: MotoS3, gt: GridFTPServer,

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.interop.conftest import S3dsi, run, unique
-from tests.support.gridftp_server import GridFTPServer, gridftp_server, server_program
+from tests.support.gridftp_server import GridFTPServer
 from tests.support.guc_debug import (
     Exchange,
     commands,
@@ -35,14 +34,6 @@ pytestmark = pytest.mark.interop
 
 SIZE = 11 * MiB + 12345  # three 5 MiB parts on the s3dsi side, many 256 KiB blocks from the C server
 MODES = {"stream": [], "p4": ["-p", "4"], "vb": ["-vb"], "dp-vb": ["-dp", "-vb"]}
-
-
-@pytest.fixture(scope="module")
-def gt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GridFTPServer]:
-    if server_program() is None:
-        pytest.fail("globus-gridftp-server is not installed (scripts/test installs it)")
-    with gridftp_server(tmp_path_factory.mktemp("gridftp")) as server:
-        yield server
 
 
 def third_party(src: str, dst: str, *options: str) -> tuple[str, list[Exchange]]:

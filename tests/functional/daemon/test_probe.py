@@ -5,10 +5,22 @@ from __future__ import annotations
 
 import shutil
 import sys
+from pathlib import Path
 
 from tests.functional.daemon.conftest import IS_ROOT, SiteConfig, world_tempdir
 from tests.functional.daemon.ftp import run
 from tests.support.moto_server import MotoS3
+
+
+def site_args(moto_s3: MotoS3, base: Path) -> list[str]:
+    """A site in ``base`` whose map gives alice the moto credentials; its options for the commands
+    (``-c``, ``-C``, ``--s3-conf``; no ``-p``, which probe and check-config do not take)."""
+    map_file = base / "map"
+    map_file.write_text(f"alice;{moto_s3.access_key};{moto_s3.secret_key}\n")
+    map_file.chmod(0o600)
+    config = SiteConfig(base, moto_s3, gridftp={"allow_root": "1"} if IS_ROOT else {},
+                        s3={"s3_map_filename": str(map_file)}).write()
+    return config.args()[:-2]
 
 
 def test_probe_allows_everything_on_moto_and_leaves_nothing(moto_s3: MotoS3) -> None:
@@ -16,12 +28,7 @@ def test_probe_allows_everything_on_moto_and_leaves_nothing(moto_s3: MotoS3) -> 
     moto_s3.client().put_object(Bucket=bucket, Key="existing.txt", Body=b"data")
     base = world_tempdir("s3dsi-probe-")
     try:
-        map_file = base / "map"
-        map_file.write_text(f"alice;{moto_s3.access_key};{moto_s3.secret_key}\n")
-        map_file.chmod(0o600)
-        config = SiteConfig(base, moto_s3, gridftp={"allow_root": "1"} if IS_ROOT else {},
-                            s3={"s3_map_filename": str(map_file)}).write()
-        args = config.args()[:-2]  # no -p for probe
+        args = site_args(moto_s3, base)
         proc = run([sys.executable, "-m", "s3dsi", "probe", "alice", "--bucket", bucket, *args])
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "Everything the connector needs is allowed." in proc.stdout
@@ -51,12 +58,7 @@ def test_probe_and_check_config_report_the_lifecycle_rule(moto_s3: MotoS3) -> No
     bucket = moto_s3.create_bucket()
     base = world_tempdir("s3dsi-probe-")
     try:
-        map_file = base / "map"
-        map_file.write_text(f"alice;{moto_s3.access_key};{moto_s3.secret_key}\n")
-        map_file.chmod(0o600)
-        config = SiteConfig(base, moto_s3, gridftp={"allow_root": "1"} if IS_ROOT else {},
-                            s3={"s3_map_filename": str(map_file)}).write()
-        args = config.args()[:-2]
+        args = site_args(moto_s3, base)
         probe = run([sys.executable, "-m", "s3dsi", "probe", "alice", "--bucket", bucket, *args])
         assert probe.returncode == 0, probe.stdout + probe.stderr  # a missing rule is advice, not failure
         for operation in ("PutObject .s3dsi/", "GetObject .s3dsi/", "DeleteObject .s3dsi/"):
